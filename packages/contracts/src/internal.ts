@@ -1,0 +1,34 @@
+import type { DeadLetter, NormalizedEntry } from './entry.ts';
+
+/** Internal routes between the services. Not public API; versioned with the services. */
+export const ROUTES = {
+  normalize: '/internal/v2/normalize',
+  write: '/internal/v2/write',
+} as const;
+
+/** Headers that travel edge → normalizer → sink writer → log. */
+export const HEADERS = {
+  tenant: 'x-ingest-tenant',
+  version: 'x-ingest-version',
+  traceparent: 'traceparent',
+  receivedAt: 'x-ingest-received-at',
+} as const;
+
+/** Edge → normalizer. `entries` are as parsed from the producer's body, not yet trusted. */
+export interface NormalizeRequest {
+  tenant: string;
+  receivedAt: number;
+  entries: unknown[];
+}
+
+/** Normalizer → sink writer. */
+export interface WriteRequest {
+  tenant: string;
+  entries: NormalizedEntry[];
+  deadLetters: DeadLetter[];
+}
+
+export interface WriteResult {
+  accepted: number;
+  deadLettered: number;
+}
