@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseByteSize } from './index.ts';
+
+describe('loadConfig', () => {
+  it('defaults to the embedded backends when no URLs are set', () => {
+    const c = loadConfig({});
+    expect(c.backends.kafkaBrokers).toBeUndefined();
+    expect(c.backends.clickhouseUrl).toBeUndefined();
+    expect(c.backends.redisUrl).toBeUndefined();
+    expect(c.edge.port).toBe(8080);
+  });
+
+  it('names every bad key in one error', () => {
+    let err: unknown;
+    try {
+      loadConfig({ EDGE_PORT: 'eighty', LOG_FSYNC: 'sometimes', EDGE_BODY_LIMIT: '12 parsecs' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const msg = (err as ConfigError).message;
+    expect(msg).toContain('EDGE_PORT');
+    expect(msg).toContain('LOG_FSYNC');
+    expect(msg).toContain('EDGE_BODY_LIMIT');
+    expect((err as ConfigError).problems).toHaveLength(3);
+  });
+
+  it('reads brokers as a list', () => {
+    expect(loadConfig({ KAFKA_BROKERS: '127.0.0.1:9092, 127.0.0.1:9093' }).backends.kafkaBrokers).toEqual(['127.0.0.1:9092', '127.0.0.1:9093']);
+  });
+});
+
+describe('parseByteSize', () => {
+  it.each([
+    ['1024', 1024],
+    ['16MiB', 16 * 1024 * 1024],
+    ['10MB', 10_000_000],
+    ['1.5KiB', 1536],
+  ])('%s → %d', (s, n) => expect(parseByteSize(s)).toBe(n));
+  it('rejects unknown units', () => expect(parseByteSize('3 furlongs')).toBeUndefined());
+});

@@ -1,0 +1,140 @@
+import { TOPICS } from '@ingest/contracts';
+import { EnvReader, type Env } from './env.ts';
+
+/** Which backends run: chosen only by which URLs are set, never by a code fork. */
+export interface BackendConfig {
+  /** Kafka brokers when set; otherwise the embedded log under dataDir/log. */
+  kafkaBrokers: string[] | undefined;
+  /** ClickHouse HTTP URL when set; otherwise chDB under dataDir/chdb. */
+  clickhouseUrl: string | undefined;
+  clickhouseDatabase: string;
+  /** Redis URL for shared rate state; otherwise in memory. */
+  redisUrl: string | undefined;
+  dataDir: string;
+  topic: string;
+  dlqTopic: string;
+  partitions: number;
+  logFsync: 'always' | 'interval' | 'never';
+}
+
+export interface EdgeConfig {
+  host: string;
+  port: number;
+  normalizerUrl: string;
+  /** Tenants and key hashes (JSON); re-read when it changes. */
+  tenantsFile: string;
+  bodyLimitBytes: number;
+  /** Compressed bodies are bounded too, so a client can't stream an endless compressed body. */
+  maxEntriesPerRequest: number;
+  maxNestingDepth: number;
+  inflightBytes: number;
+  inflightEntries: number;
+  /** Defaults for tenants without overrides in the tenants file. */
+  defaultRequestsPerSecond: number;
+  defaultEntriesPerSecond: number;
+  defaultBytesPerSecond: number;
+  downstreamTimeoutMs: number;
+}
+
+export interface NormalizerConfig {
+  host: string;
+  port: number;
+  sinkUrl: string;
+  inflightBytes: number;
+  inflightEntries: number;
+  downstreamTimeoutMs: number;
+}
+
+export interface SinkConfig {
+  host: string;
+  port: number;
+  /** Bytes and entries waiting for the log, across tenants. */
+  inflightBytes: number;
+  inflightEntries: number;
+  batchMaxEntries: number;
+  batchMaxBytes: number;
+  batchMaxWaitMs: number;
+  loaderGroup: string;
+  loaderBatchEntries: number;
+  loaderBatchBytes: number;
+  loaderMaxWaitMs: number;
+  /** Set false to run a sink writer that only produces (e.g. a replica without a loader). */
+  loaderEnabled: boolean;
+}
+
+export interface IngestConfig {
+  backends: BackendConfig;
+  edge: EdgeConfig;
+  normalizer: NormalizerConfig;
+  sink: SinkConfig;
+}
+
+/** Reads and validates the whole configuration; throws ConfigError naming every bad key. */
+export function loadConfig(env: Env = process.env): IngestConfig {
+  const r = new EnvReader(env);
+  const dataDir = r.string('INGEST_DATA_DIR', '.data');
+  const host = r.string('INGEST_HOST', '127.0.0.1');
+  const edgePort = r.int('EDGE_PORT', 8080, { min: 0, max: 65535 });
+  const normalizerPort = r.int('NORMALIZER_PORT', 8081, { min: 0, max: 65535 });
+  const sinkPort = r.int('SINK_PORT', 8082, { min: 0, max: 65535 });
+  const brokers = r.list('KAFKA_BROKERS', []);
+
+  const cfg: IngestConfig = {
+    backends: {
+      kafkaBrokers: brokers.length > 0 ? brokers : undefined,
+      clickhouseUrl: r.url('CLICKHOUSE_URL'),
+      clickhouseDatabase: r.string('CLICKHOUSE_DATABASE', 'default'),
+      redisUrl: r.url('REDIS_URL'),
+      dataDir,
+      topic: r.string('LOG_TOPIC', TOPICS.telemetry),
+      dlqTopic: r.string('LOG_DLQ_TOPIC', TOPICS.deadLetter),
+      partitions: r.int('LOG_PARTITIONS', 3, { min: 1, max: 1024 }),
+      logFsync: r.oneOf('LOG_FSYNC', ['always', 'interval', 'never'] as const, 'always'),
+    },
+    edge: {
+      host,
+      port: edgePort,
+      normalizerUrl: r.url('NORMALIZER_URL') ?? `http://127.0.0.1:${normalizerPort}`,
+      tenantsFile: r.string('TENANTS_FILE', `${dataDir}/tenants.json`),
+      bodyLimitBytes: r.bytes('EDGE_BODY_LIMIT', 8 * 1024 * 1024),
+      maxEntriesPerRequest: r.int('EDGE_MAX_ENTRIES', 10_000, { min: 1 }),
+      maxNestingDepth: r.int('EDGE_MAX_DEPTH', 32, { min: 2, max: 1000 }),
+      inflightBytes: r.bytes('EDGE_INFLIGHT_BYTES', 256 * 1024 * 1024),
+      inflightEntries: r.int('EDGE_INFLIGHT_ENTRIES', 200_000, { min: 1 }),
+      defaultRequestsPerSecond: r.int('TENANT_DEFAULT_RPS', 1_000, { min: 1 }),
+      defaultEntriesPerSecond: r.int('TENANT_DEFAULT_EPS', 50_000, { min: 1 }),
+      defaultBytesPerSecond: r.bytes('TENANT_DEFAULT_BPS', 64 * 1024 * 1024),
+      downstreamTimeoutMs: r.int('EDGE_DOWNSTREAM_TIMEOUT_MS', 30_000, { min: 100 }),
+    },
+    normalizer: {
+      host,
+      port: normalizerPort,
+      sinkUrl: r.url('SINK_URL') ?? `http://127.0.0.1:${sinkPort}`,
+      inflightBytes: r.bytes('NORMALIZER_INFLIGHT_BYTES', 256 * 1024 * 1024),
+      inflightEntries: r.int('NORMALIZER_INFLIGHT_ENTRIES', 200_000, { min: 1 }),
+      downstreamTimeoutMs: r.int('NORMALIZER_DOWNSTREAM_TIMEOUT_MS', 30_000, { min: 100 }),
+    },
+    sink: {
+      host,
+      port: sinkPort,
+      inflightBytes: r.bytes('SINK_INFLIGHT_BYTES', 256 * 1024 * 1024),
+      inflightEntries: r.int('SINK_INFLIGHT_ENTRIES', 200_000, { min: 1 }),
+      batchMaxEntries: r.int('SINK_BATCH_MAX_ENTRIES', 5_000, { min: 1 }),
+      batchMaxBytes: r.bytes('SINK_BATCH_MAX_BYTES', 4 * 1024 * 1024),
+      batchMaxWaitMs: r.int('SINK_BATCH_MAX_WAIT_MS', 5, { min: 0, max: 10_000 }),
+      loaderGroup: r.string('LOADER_GROUP', 'clickhouse-loader'),
+      loaderBatchEntries: r.int('LOADER_BATCH_ENTRIES', 20_000, { min: 1 }),
+      loaderBatchBytes: r.bytes('LOADER_BATCH_BYTES', 16 * 1024 * 1024),
+      loaderMaxWaitMs: r.int('LOADER_MAX_WAIT_MS', 200, { min: 0 }),
+      loaderEnabled: r.oneOf('LOADER_ENABLED', ['true', 'false'] as const, 'true') === 'true',
+    },
+  };
+  if (cfg.sink.batchMaxBytes > cfg.sink.inflightBytes) {
+    r.problem(`SINK_BATCH_MAX_BYTES (${cfg.sink.batchMaxBytes}) must not exceed SINK_INFLIGHT_BYTES (${cfg.sink.inflightBytes})`);
+  }
+  if (cfg.backends.kafkaBrokers && !cfg.backends.clickhouseUrl) {
+    // Allowed, but worth knowing: the loader then writes to chDB on this machine.
+  }
+  r.done();
+  return cfg;
+}

@@ -1,0 +1,84 @@
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { IngestError, ingestError, type ErrorBody } from '@ingest/contracts';
+import type { ServiceMetrics } from './metrics.ts';
+
+export interface Readiness {
+  ready: boolean;
+  /** Named checks shown in /readyz, e.g. { log: 'ok', clickhouse: 'connect ECONNREFUSED' }. */
+  checks: Record<string, string>;
+}
+
+export interface ServiceBasicsOptions {
+  service: string;
+  metrics: ServiceMetrics;
+  readiness: () => Promise<Readiness> | Readiness;
+  /** Extra status for `ingestctl status` (budget use, lag...). */
+  status?: () => Promise<Record<string, unknown>> | Record<string, unknown>;
+}
+
+/** Maps any error a route or fastify raises to the catalog's IngestError. */
+export function toIngestError(err: unknown): IngestError {
+  if (err instanceof IngestError) return err;
+  const e = err as Partial<FastifyError> & { message?: string };
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return ingestError('INGEST_ERR_BODY_TOO_LARGE', ['the configured limit']);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return ingestError('INGEST_ERR_UNSUPPORTED_MEDIA_TYPE', ['(given)']);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return ingestError('INGEST_ERR_INVALID_BODY', ['the body is empty']);
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return ingestError('INGEST_ERR_INVALID_JSON', [e.message ?? '']);
+    default:
+      break;
+  }
+  if (typeof e.message === 'string' && /forbidden prototype property|forbidden constructor property/i.test(e.message)) {
+    return ingestError('INGEST_ERR_FORBIDDEN_KEY', [e.message.includes('constructor') ? 'constructor' : '__proto__']);
+  }
+  if (err instanceof SyntaxError) return ingestError('INGEST_ERR_INVALID_JSON', [err.message]);
+  if (e.statusCode === 404) return ingestError('INGEST_ERR_NOT_FOUND', ['']);
+  return ingestError('INGEST_ERR_INTERNAL', [e.message ?? 'unknown'], { cause: err });
+}
+
+export function sendError(reply: FastifyReply, err: IngestError): FastifyReply {
+  if (err.retryAfterSeconds !== undefined) void reply.header('retry-after', String(err.retryAfterSeconds));
+  for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
+  const body: ErrorBody = err.toBody();
+  return reply.code(err.statusCode).type('application/json').send(body);
+}
+
+/**
+ * Health, readiness, metrics, status, request metrics and the error handler — identical on every
+ * service so on-call finds the same endpoints everywhere.
+ */
+export function installServiceBasics(app: FastifyInstance, opts: ServiceBasicsOptions): void {
+  const { metrics } = opts;
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ route, status: String(reply.statusCode) });
+    metrics.requestDuration.observe({ route }, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const ie = toIngestError(err);
+    if (ie.statusCode >= 500 && ie.code === 'INGEST_ERR_INTERNAL') req.log.error({ err }, 'unhandled error');
+    return sendError(reply, ie);
+  });
+
+  app.setNotFoundHandler((req, reply) => sendError(reply, ingestError('INGEST_ERR_NOT_FOUND', [`${req.method} ${req.url.slice(0, 100)}`])));
+
+  app.get('/healthz', async () => ({ status: 'ok', service: opts.service }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const r = await opts.readiness();
+    return reply.code(r.ready ? 200 : 503).send({ ready: r.ready, service: opts.service, checks: r.checks });
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    const text = await metrics.registry.metrics();
+    return reply.type(metrics.registry.contentType).send(text);
+  });
+
+  app.get('/status', async () => ({ service: opts.service, ...(opts.status ? await opts.status() : {}) }));
+}

@@ -1,0 +1,5 @@
+export { createServiceMetrics } from './metrics.ts';
+export type { ServiceMetrics } from './metrics.ts';
+export { installServiceBasics, toIngestError, sendError } from './http.ts';
+export type { Readiness, ServiceBasicsOptions } from './http.ts';
+export { loggerOptions } from './logger.ts';

@@ -1,0 +1,124 @@
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { migrate } from './migrations.ts';
+import type { TelemetryRow } from './rows.ts';
+
+/** Tables the store will touch; identifiers are allow-listed, never built from input. */
+export const TABLES = { live: 'telemetry', shadow: 'telemetry_shadow' } as const;
+export type TableName = (typeof TABLES)[keyof typeof TABLES];
+
+export interface CountQuery {
+  table?: TableName;
+  tenant: string;
+  type?: string;
+  /** Only entries with ts >= sinceMs. */
+  sinceMs?: number;
+}
+
+export interface StoreOptions {
+  /** ClickHouse HTTP URL; when absent, chDB in-process under chdbPath. */
+  url?: string;
+  database?: string;
+  username?: string;
+  password?: string;
+  chdbPath?: string;
+}
+
+/**
+ * The analytics store. One implementation over @clickhouse/client; the embedded deployment plugs
+ * chDB in as the client's connection, so both run exactly the same SQL.
+ */
+export class TelemetryStore {
+  readonly kind: 'clickhouse' | 'chdb';
+  private closed = false;
+
+  private constructor(readonly client: ClickHouseClient, kind: 'clickhouse' | 'chdb') {
+    this.kind = kind;
+  }
+
+  static async open(opts: StoreOptions): Promise<TelemetryStore> {
+    if (opts.url) {
+      const client = createClient({
+        url: opts.url,
+        database: opts.database ?? 'default',
+        username: opts.username ?? 'default',
+        password: opts.password ?? '',
+        // Below ClickHouse's 3 s keep_alive_timeout, so we never reuse a socket the server is closing.
+        keep_alive: { enabled: true, idle_socket_ttl: 2500 },
+        request_timeout: 60_000,
+        clickhouse_settings: { async_insert: 0 },
+      });
+      return new TelemetryStore(client, 'clickhouse');
+    }
+    // chdb is loaded only when used so a ClickHouse-server deployment never loads the engine.
+    const { createChdbConnection } = await import('chdb/connection');
+    const client = createClient({ connection: createChdbConnection({ path: opts.chdbPath ?? '.data/chdb' }) });
+    return new TelemetryStore(client, 'chdb');
+  }
+
+  migrate(): Promise<string[]> {
+    return migrate(this.client);
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      const r = await this.client.ping();
+      return r.success;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Inserts one block. The same token with the same rows is a no-op on retry (ClickHouse block
+   * dedup), which covers a retry after an unknown outcome (ECONNRESET mid-insert).
+   */
+  async insert(table: TableName, rows: TelemetryRow[], dedupToken: string): Promise<void> {
+    if (rows.length === 0) return;
+    await this.client.insert({
+      table,
+      values: rows,
+      format: 'JSONEachRow',
+      clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 },
+    });
+  }
+
+  /** Distinct entries (FINAL collapses duplicates not yet merged away). */
+  async count(q: CountQuery): Promise<number> {
+    const table = q.table ?? TABLES.live;
+    assertTable(table);
+    const where = ['tenant_id = {tenant:String}'];
+    if (q.type) where.push('type = {type:String}');
+    if (q.sinceMs !== undefined) where.push('ts >= fromUnixTimestamp64Milli({since:Int64})');
+    const rs = await this.client.query({
+      query: `SELECT count() AS n FROM ${table} FINAL WHERE ${where.join(' AND ')}`,
+      query_params: { tenant: q.tenant, type: q.type ?? '', since: q.sinceMs ?? 0 },
+      format: 'JSONEachRow',
+    });
+    const rows = await rs.json<{ n: string | number }>();
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** Raw rows without FINAL plus distinct ids — what a test needs to prove "exactly once". */
+  async rowStats(table: TableName = TABLES.live, tenant?: string): Promise<{ rows: number; distinctIds: number; final: number }> {
+    assertTable(table);
+    const where = tenant ? 'WHERE tenant_id = {tenant:String}' : '';
+    const rs = await this.client.query({
+      query: `SELECT (SELECT count() FROM ${table} ${where}) AS rows, (SELECT uniqExact(tenant_id, id) FROM ${table} ${where}) AS ids, (SELECT count() FROM ${table} FINAL ${where}) AS final`,
+      query_params: { tenant: tenant ?? '' },
+      format: 'JSONEachRow',
+    });
+    const r = (await rs.json<{ rows: string; ids: string; final: string }>())[0];
+    return { rows: Number(r?.rows ?? 0), distinctIds: Number(r?.ids ?? 0), final: Number(r?.final ?? 0) };
+  }
+
+  /** Idempotent; chDB aborts if closed during a query, so callers stop their loaders first. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.client.close();
+  }
+}
+
+function assertTable(t: string): asserts t is TableName {
+  if (t !== TABLES.live && t !== TABLES.shadow) throw new Error(`unknown table ${t}`);
+}
