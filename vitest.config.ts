@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 // Two projects: unit tests run in parallel; integration tests start real servers (Kafka, Redis,
-// nginx, chDB) and run one file at a time so two files never fight over ports or the CPU.
+// nginx, chDB) and are run with --no-file-parallelism (see package.json) so two files never
+// fight over ports or the CPU.
 export default defineConfig({
   test: {
     projects: [
@@ -18,7 +19,6 @@ export default defineConfig({
           name: 'integration',
           include: ['{services,packages}/*/src/**/*.integration.test.ts'],
           exclude: ['**/node_modules/**'],
-          fileParallelism: false,
           testTimeout: 240_000,
           hookTimeout: 240_000,
         },

@@ -51,7 +51,9 @@ export class TelemetryStore {
     }
     // chdb is loaded only when used so a ClickHouse-server deployment never loads the engine.
     const { createChdbConnection } = await import('chdb/connection');
-    const client = createClient({ connection: createChdbConnection({ path: opts.chdbPath ?? '.data/chdb' }) });
+    // chdb builds against its own copy of @clickhouse/client-common; the shapes match, the nominal types don't.
+    const connection = createChdbConnection({ path: opts.chdbPath ?? '.data/chdb' }) as unknown as NonNullable<Parameters<typeof createClient>[0]>['connection'];
+    const client = createClient({ connection });
     return new TelemetryStore(client, 'chdb');
   }
 

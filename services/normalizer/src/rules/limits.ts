@@ -50,16 +50,20 @@ export interface NormalizeContext {
   limits?: Partial<EntryLimits>;
 }
 
-export type EntryRejection = { ok: false; code: EntryErrorCode; message: string };
+export type RejectedOutcome = { ok: false; code: EntryErrorCode; message: string };
 
-export type EntryOutcome = { ok: true; entry: NormalizedEntry } | EntryRejection;
+export type EntryOutcome = { ok: true; entry: NormalizedEntry } | RejectedOutcome;
 
-export function reject(code: EntryErrorCode, message: string): EntryRejection {
+/** A type-specific rule: reads the already-validated `data` object and fills the output. */
+export type TypeRule = (data: Record<string, unknown>, out: NormalizedEntry, limits: EntryLimits) => RejectedOutcome | undefined;
+
+export function reject(code: EntryErrorCode, message: string): RejectedOutcome {
   return { ok: false, code, message };
 }
 
 // Overrides are usually one object per tenant reused for a whole batch, so merging once per object
 // (not once per entry) keeps the hot path allocation-free. WeakMap: no growth when configs change.
+// The price: an overrides object must not be mutated after first use; swap in a new one instead.
 const resolved = new WeakMap<Partial<EntryLimits>, EntryLimits>();
 
 export function resolveLimits(overrides: Partial<EntryLimits> | undefined): EntryLimits {

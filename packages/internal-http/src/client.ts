@@ -1,0 +1,78 @@
+import { Pool } from 'undici';
+import { IngestError, ingestError, isErrorCode, type ErrorCode } from '@ingest/contracts';
+
+export interface HopOptions {
+  /** Name of the downstream service, used in error messages. */
+  name: string;
+  timeoutMs: number;
+  /** Code to use for a 429 whose body carries no catalog code. */
+  overloadedCode: ErrorCode;
+  connections?: number;
+}
+
+/**
+ * One keep-alive hop between two of our services, and the one place that maps a downstream answer
+ * onto the caller's contract: 2xx passes through; 429 stays 429 with its Retry-After and code; a
+ * downstream that is down, times out or answers 5xx becomes 503 DEPENDENCY_UNAVAILABLE (the
+ * producer retries, and entry ids make that safe); a 4xx with a catalog code passes through.
+ */
+export class HopClient {
+  private readonly pool: Pool;
+  private closed = false;
+
+  constructor(baseUrl: string, private readonly opts: HopOptions) {
+    this.pool = new Pool(baseUrl, {
+      connections: opts.connections ?? 64,
+      keepAliveTimeout: 10_000,
+      headersTimeout: opts.timeoutMs,
+      bodyTimeout: opts.timeoutMs,
+    });
+  }
+
+  async postJson<T>(path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
+    let res;
+    try {
+      res = await this.pool.request({
+        path,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+    } catch (e) {
+      throw ingestError('INGEST_ERR_DEPENDENCY_UNAVAILABLE', [this.opts.name, 1], { retryAfterSeconds: 1, cause: e });
+    }
+    let text: string;
+    try {
+      text = await res.body.text();
+    } catch (e) {
+      throw ingestError('INGEST_ERR_DEPENDENCY_UNAVAILABLE', [this.opts.name, 1], { retryAfterSeconds: 1, cause: e });
+    }
+    if (res.statusCode >= 200 && res.statusCode < 300) return JSON.parse(text) as T;
+
+    const retryAfter = Math.max(1, Number(res.headers['retry-after'] ?? 1) || 1);
+    let code: string | undefined;
+    let message = text.slice(0, 200);
+    try {
+      const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
+      code = parsed.error?.code;
+      message = parsed.error?.message ?? message;
+    } catch {
+      // not one of our error bodies; keep the text
+    }
+    if (res.statusCode === 429) {
+      return Promise.reject(new IngestError(code && isErrorCode(code) ? code : this.opts.overloadedCode, message, { retryAfterSeconds: retryAfter }));
+    }
+    if (res.statusCode >= 400 && res.statusCode < 500 && code && isErrorCode(code)) {
+      return Promise.reject(new IngestError(code, message));
+    }
+    throw ingestError('INGEST_ERR_DEPENDENCY_UNAVAILABLE', [`${this.opts.name} answered ${res.statusCode}: ${message.slice(0, 100)}`, retryAfter], {
+      retryAfterSeconds: retryAfter,
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.close();
+  }
+}

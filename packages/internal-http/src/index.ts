@@ -1,0 +1,2 @@
+export { HopClient } from './client.ts';
+export type { HopOptions } from './client.ts';

@@ -1,0 +1,28 @@
+import type { DurableLog } from './types.ts';
+import { createEmbeddedLog } from './embedded/index.ts';
+import { createKafkaLog } from './kafka/index.ts';
+
+export interface OpenLogOptions {
+  /** Kafka when set, the embedded log otherwise. */
+  kafkaBrokers?: string[] | undefined;
+  /** Embedded: where the log lives. */
+  dir: string;
+  partitions: number;
+  fsync: 'always' | 'interval' | 'never';
+  clientId: string;
+  /** Embedded: open without writing anything (operator tools beside a running service). */
+  readOnly?: boolean;
+  onTornTail?: (info: { topic: string; partition: number; truncatedBytes: number }) => void;
+}
+
+/** The one place that chooses the backend: configuration, never a code fork. */
+export function openLog(o: OpenLogOptions): DurableLog {
+  if (o.kafkaBrokers && o.kafkaBrokers.length > 0) return createKafkaLog({ brokers: o.kafkaBrokers, clientId: o.clientId });
+  return createEmbeddedLog({
+    dir: o.dir,
+    partitions: o.partitions,
+    fsync: o.fsync,
+    ...(o.readOnly ? { readOnly: true } : {}),
+    ...(o.onTornTail ? { onTornTail: o.onTornTail } : {}),
+  });
+}

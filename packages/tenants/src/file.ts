@@ -1,0 +1,106 @@
+import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { generateApiKey } from './keys.ts';
+
+/** Per-tenant overrides of the edge's defaults; absent fields use the defaults. */
+export interface TenantLimits {
+  requestsPerSecond?: number;
+  entriesPerSecond?: number;
+  bytesPerSecond?: number;
+}
+
+export interface StoredKey {
+  prefix: string;
+  sha256: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface TenantRecord {
+  keys: StoredKey[];
+  limits: TenantLimits;
+  createdAt: string;
+}
+
+export interface TenantsDoc {
+  version: 1;
+  tenants: Record<string, TenantRecord>;
+}
+
+const TENANT_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export function validTenantId(id: string): boolean {
+  return TENANT_RE.test(id);
+}
+
+export async function readTenants(file: string): Promise<TenantsDoc> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, tenants: {} };
+    throw e;
+  }
+  const doc = JSON.parse(text) as TenantsDoc;
+  if (doc.version !== 1 || typeof doc.tenants !== 'object' || doc.tenants === null) {
+    throw new Error(`${file}: not a tenants file (expected {"version":1,"tenants":{...}})`);
+  }
+  // Object.create(null) so a tenant named like an Object.prototype member is still only data.
+  return { version: 1, tenants: Object.assign(Object.create(null) as Record<string, TenantRecord>, doc.tenants) };
+}
+
+/** Atomic replace: readers (the edges) see the old or the new file, never half of one. */
+export async function writeTenants(file: string, doc: TenantsDoc): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(JSON.stringify(doc, null, 2) + '\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+}
+
+export async function tenantsFileVersion(file: string): Promise<string> {
+  try {
+    const s = await stat(file);
+    return `${s.mtimeMs}:${s.size}:${s.ino}`;
+  } catch {
+    return 'absent';
+  }
+}
+
+/** Adds a tenant (or a key to an existing one) and returns the new key — shown once, never stored. */
+export async function addTenantKey(file: string, tenant: string, limits?: TenantLimits): Promise<{ apiKey: string; prefix: string; created: boolean }> {
+  if (!validTenantId(tenant)) throw new Error(`tenant id "${tenant.slice(0, 64)}" must match ${TENANT_RE}`);
+  const doc = await readTenants(file);
+  const now = new Date().toISOString();
+  const k = generateApiKey();
+  const existing = doc.tenants[tenant];
+  const rec: TenantRecord = existing ?? { keys: [], limits: {}, createdAt: now };
+  rec.keys.push({ prefix: k.prefix, sha256: k.sha256, createdAt: now, revokedAt: null });
+  if (limits) rec.limits = { ...rec.limits, ...limits };
+  doc.tenants[tenant] = rec;
+  await writeTenants(file, doc);
+  return { apiKey: k.key, prefix: k.prefix, created: existing === undefined };
+}
+
+/** Revokes every live key of the tenant whose prefix starts with the given text; returns how many. */
+export async function revokeTenantKey(file: string, tenant: string, prefix: string): Promise<number> {
+  const doc = await readTenants(file);
+  const rec = doc.tenants[tenant];
+  if (!rec) throw new Error(`no tenant "${tenant.slice(0, 64)}"`);
+  if (prefix.length < 4) throw new Error('give at least 4 characters of the key prefix');
+  let n = 0;
+  const now = new Date().toISOString();
+  for (const k of rec.keys) {
+    if (k.revokedAt === null && k.prefix.startsWith(prefix)) {
+      k.revokedAt = now;
+      n++;
+    }
+  }
+  if (n > 0) await writeTenants(file, doc);
+  return n;
+}

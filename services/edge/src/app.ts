@@ -1,0 +1,179 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import type { Redis } from 'ioredis';
+import { HEADERS, IngestError, ROUTES, ingestError, type IngestResult, type NormalizeRequest } from '@ingest/contracts';
+import type { EdgeConfig } from '@ingest/config';
+import { FairBudget, retryAfterSeconds } from '@ingest/queue';
+import { createServiceMetrics, installServiceBasics, loggerOptions, sendError } from '@ingest/observability';
+import { KeyIndex, bearerToken, type Principal } from './auth/key-index.ts';
+import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
+import { HopClient } from '@ingest/internal-http';
+import { MemoryRateStore, type RateStore, type TakeResult } from './rate/rate-store.ts';
+import { RedisRateStore } from './rate/redis-rate-store.ts';
+
+export interface EdgeOptions {
+  config: EdgeConfig;
+  /** When given, request and entry/byte rates are shared by every edge replica through Redis. */
+  redis?: Redis;
+  /** false for tests that want quiet output. */
+  logger?: boolean;
+  /** How often the tenants file is checked for changes (ms). */
+  tenantsReloadMs?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | undefined;
+  }
+}
+
+const INGEST_CONTENT_TYPES = ['application/json', 'application/x-ndjson', 'application/ndjson', 'application/jsonl'];
+
+export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
+  const cfg = opts.config;
+  const app = Fastify({
+    logger: opts.logger === false ? false : loggerOptions('edge'),
+    // The decompressed limit is enforced by readBody; this bounds everything else.
+    bodyLimit: cfg.bodyLimitBytes,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  const metrics = createServiceMetrics('edge', { defaultMetrics: opts.logger !== false });
+  const keys = new KeyIndex(cfg.tenantsFile, opts.tenantsReloadMs ?? 1000);
+  await keys.start();
+  const rates: RateStore = opts.redis ? new RedisRateStore(opts.redis) : new MemoryRateStore();
+  const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
+  const normalizer = new HopClient(cfg.normalizerUrl, { name: 'normalizer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_NORMALIZER_OVERLOADED' });
+  let closing = false;
+
+  installServiceBasics(app, {
+    service: 'edge',
+    metrics,
+    readiness: () => ({
+      ready: !closing && keys.lastError === undefined,
+      checks: { tenants: keys.lastError ?? `ok (${keys.tenantCount()} tenants)` },
+    }),
+    status: () => ({ budget: budget.snapshot(), tenants: keys.tenantCount() }),
+  });
+
+  app.decorateRequest('principal', undefined);
+
+  const discard = (tenant: string, code: string, n: number) => metrics.discarded.inc({ tenant, reason: code }, n);
+
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', async (req) => {
+      if (closing) throw ingestError('INGEST_ERR_SHUTTING_DOWN', [], { retryAfterSeconds: 1 });
+      const token = bearerToken(req.headers.authorization);
+      if (!token) throw ingestError('INGEST_ERR_UNAUTHENTICATED');
+      const p = keys.authenticate(token);
+      if (!p) throw ingestError('INGEST_ERR_INVALID_API_KEY');
+      // The tenant comes from the key alone; any tenant named in headers or body is ignored.
+      req.principal = p;
+    });
+
+    await scope.register(rateLimit, {
+      global: true,
+      hook: 'onRequest',
+      timeWindow: 1000,
+      enableDraftSpec: true,
+      ...(opts.redis ? { redis: opts.redis, nameSpace: 'ingest:req:' } : {}),
+      keyGenerator: (req: FastifyRequest) => req.principal?.tenant ?? 'anonymous',
+      max: (req: FastifyRequest) => req.principal?.limits.requestsPerSecond ?? cfg.defaultRequestsPerSecond,
+      errorResponseBuilder: (req: FastifyRequest, ctx: { ttl: number }) => {
+        const tenant = req.principal?.tenant ?? 'anonymous';
+        const secs = Math.max(1, Math.ceil(ctx.ttl / 1000));
+        return ingestError('INGEST_ERR_TENANT_REQUEST_RATE', [tenant, secs], { retryAfterSeconds: secs });
+      },
+    });
+
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser(INGEST_CONTENT_TYPES, async (req: FastifyRequest, payload: NodeJS.ReadableStream): Promise<ParsedBody> => {
+      const format = formatOf(req.headers['content-type']) ?? 'json';
+      const raw = await readBody(payload as unknown as import('node:stream').Readable, req.headers['content-encoding'], cfg.bodyLimitBytes);
+      const text = decodeUtf8(raw);
+      const entries = parseEntries(text, format, { maxBytes: cfg.bodyLimitBytes, maxEntries: cfg.maxEntriesPerRequest, maxDepth: cfg.maxNestingDepth });
+      return { entries, bytes: raw.byteLength };
+    });
+    scope.addContentTypeParser('*', (req: FastifyRequest, _payload: unknown, done: (err: Error | null) => void) => {
+      done(ingestError('INGEST_ERR_UNSUPPORTED_MEDIA_TYPE', [String(req.headers['content-type'] ?? '(none)').slice(0, 64)]));
+    });
+
+    scope.post('/v2/ingest', async (req, reply): Promise<IngestResult | FastifyReply> => {
+      const principal = req.principal;
+      if (!principal) throw ingestError('INGEST_ERR_UNAUTHENTICATED');
+      const body = req.body as ParsedBody | undefined;
+      if (!body) throw ingestError('INGEST_ERR_UNSUPPORTED_MEDIA_TYPE', ['(none)']);
+      const { tenant, limits } = principal;
+      const n = body.entries.length;
+
+      const eps = limits.entriesPerSecond ?? cfg.defaultEntriesPerSecond;
+      const entryRate = await takeOr503(rates, `e:${tenant}`, n, eps);
+      if (!entryRate.ok) {
+        discard(tenant, 'INGEST_ERR_TENANT_ENTRY_RATE', n);
+        return sendError(reply, rateLimited('INGEST_ERR_TENANT_ENTRY_RATE', tenant, eps, entryRate));
+      }
+      const bps = limits.bytesPerSecond ?? cfg.defaultBytesPerSecond;
+      const byteRate = await takeOr503(rates, `b:${tenant}`, body.bytes, bps);
+      if (!byteRate.ok) {
+        discard(tenant, 'INGEST_ERR_TENANT_BYTE_RATE', n);
+        return sendError(reply, rateLimited('INGEST_ERR_TENANT_BYTE_RATE', tenant, bps, byteRate));
+      }
+
+      const got = budget.tryAcquire(tenant, body.bytes, n);
+      if (!got.ok) {
+        discard(tenant, 'INGEST_ERR_EDGE_OVERLOADED', n);
+        return sendError(reply, ingestError('INGEST_ERR_EDGE_OVERLOADED', [1], { retryAfterSeconds: retryAfterSeconds(1) }));
+      }
+      metrics.inflightBytes.inc(body.bytes);
+      metrics.inflightEntries.inc(n);
+      try {
+        const version = String(req.headers[HEADERS.version] ?? 'v2');
+        const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
+        const request: NormalizeRequest = { tenant, receivedAt: Date.now(), entries: body.entries };
+        const result = await normalizer.postJson<IngestResult>(ROUTES.normalize, request, {
+          [HEADERS.tenant]: tenant,
+          [HEADERS.version]: version,
+          ...(traceparent ? { [HEADERS.traceparent]: traceparent } : {}),
+        });
+        metrics.accepted.inc({ tenant }, result.accepted);
+        return result;
+      } catch (e) {
+        if (e instanceof IngestError) discard(tenant, e.code, n);
+        throw e;
+      } finally {
+        got.lease.release();
+        metrics.inflightBytes.dec(body.bytes);
+        metrics.inflightEntries.dec(n);
+      }
+    });
+  });
+
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onClose', async () => {
+    keys.close();
+    await rates.close();
+    await normalizer.close();
+  });
+  return app;
+}
+
+async function takeOr503(rates: RateStore, key: string, amount: number, rate: number): Promise<TakeResult> {
+  try {
+    // Burst of one second's worth: the budget is a rate, not an allowance to save up.
+    return await rates.take(key, amount, rate, rate);
+  } catch (e) {
+    throw ingestError('INGEST_ERR_DEPENDENCY_UNAVAILABLE', ['rate store', 1], { retryAfterSeconds: 1, cause: e });
+  }
+}
+
+function rateLimited(code: 'INGEST_ERR_TENANT_ENTRY_RATE' | 'INGEST_ERR_TENANT_BYTE_RATE', tenant: string, limit: number, r: TakeResult): IngestError {
+  const secs = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
+  return ingestError(code, [tenant, limit, secs], {
+    retryAfterSeconds: secs,
+    headers: { 'ratelimit-limit': String(limit), 'ratelimit-remaining': String(r.remaining), 'ratelimit-reset': String(secs) },
+  });
+}

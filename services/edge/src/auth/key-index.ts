@@ -1,0 +1,97 @@
+import { keyMatches, keyPrefix, readTenants, tenantsFileVersion, type TenantLimits, type TenantsDoc } from '@ingest/tenants';
+
+export interface Principal {
+  tenant: string;
+  limits: TenantLimits;
+}
+
+interface IndexedKey {
+  tenant: string;
+  sha256: string;
+}
+
+/**
+ * API key → tenant, rebuilt from the tenants file whenever it changes (polled each `reloadMs`, so
+ * a new or revoked key takes effect within that without a restart). Lookup is by the key's public
+ * prefix, then a constant-time hash comparison.
+ */
+export class KeyIndex {
+  private byPrefix = new Map<string, IndexedKey[]>();
+  private limits = new Map<string, TenantLimits>();
+  private version = '';
+  private timer: NodeJS.Timeout | undefined;
+  private reloading = false;
+  lastError: string | undefined;
+
+  constructor(private readonly file: string, private readonly reloadMs = 1000, private readonly onReload?: (tenants: number) => void) {}
+
+  async start(): Promise<void> {
+    await this.reload();
+    this.timer = setInterval(() => {
+      void this.reload();
+    }, this.reloadMs);
+    this.timer.unref();
+  }
+
+  /** Re-reads the file if its version changed; a broken file keeps the last good index. */
+  async reload(): Promise<void> {
+    if (this.reloading) return;
+    this.reloading = true;
+    try {
+      const v = await tenantsFileVersion(this.file);
+      if (v === this.version) return;
+      const doc = await readTenants(this.file);
+      this.apply(doc);
+      this.version = v;
+      this.lastError = undefined;
+      this.onReload?.(this.limits.size);
+    } catch (e) {
+      this.lastError = (e as Error).message;
+    } finally {
+      this.reloading = false;
+    }
+  }
+
+  private apply(doc: TenantsDoc): void {
+    const byPrefix = new Map<string, IndexedKey[]>();
+    const limits = new Map<string, TenantLimits>();
+    for (const [tenant, rec] of Object.entries(doc.tenants)) {
+      limits.set(tenant, rec.limits ?? {});
+      for (const k of rec.keys) {
+        if (k.revokedAt !== null) continue;
+        const list = byPrefix.get(k.prefix) ?? [];
+        list.push({ tenant, sha256: k.sha256 });
+        byPrefix.set(k.prefix, list);
+      }
+    }
+    this.byPrefix = byPrefix;
+    this.limits = limits;
+  }
+
+  authenticate(apiKey: string): Principal | undefined {
+    const prefix = keyPrefix(apiKey);
+    if (!prefix) return undefined;
+    const candidates = this.byPrefix.get(prefix);
+    if (!candidates) return undefined;
+    for (const c of candidates) {
+      if (keyMatches(apiKey, c.sha256)) return { tenant: c.tenant, limits: this.limits.get(c.tenant) ?? {} };
+    }
+    return undefined;
+  }
+
+  tenantCount(): number {
+    return this.limits.size;
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+/** The bearer token of an Authorization header, or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m?.[1];
+}

@@ -1,0 +1,178 @@
+import type { Readable } from 'node:stream';
+import { createGunzip, createInflate } from 'node:zlib';
+import { Decompress as ZstdDecompress } from 'fzstd';
+import sjson from 'secure-json-parse';
+import { ingestError, IngestError } from '@ingest/contracts';
+
+export interface BodyLimits {
+  /** Bytes after decompression. */
+  maxBytes: number;
+  maxEntries: number;
+  maxDepth: number;
+}
+
+export interface ParsedBody {
+  entries: unknown[];
+  /** Decompressed size. */
+  bytes: number;
+}
+
+export type BodyFormat = 'json' | 'ndjson';
+
+export function formatOf(contentType: string | undefined): BodyFormat | undefined {
+  const ct = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (ct === 'application/json' || ct === '') return ct === '' ? undefined : 'json';
+  if (ct === 'application/x-ndjson' || ct === 'application/ndjson' || ct === 'application/jsonl') return 'ndjson';
+  return undefined;
+}
+
+/**
+ * Reads the raw request stream into one buffer, decompressing on the way and counting the
+ * *decompressed* bytes as they come (a 1000:1 bomb is stopped at the limit, not after inflating).
+ * The compressed side is bounded by the same limit: compression never makes a valid body bigger.
+ */
+export async function readBody(payload: Readable, encoding: string | undefined, maxBytes: number): Promise<Buffer> {
+  const enc = (encoding ?? 'identity').trim().toLowerCase();
+  const chunks: Buffer[] = [];
+  let total = 0;
+  let compressed = 0;
+  const tooLarge = () => ingestError('INGEST_ERR_BODY_TOO_LARGE', [maxBytes]);
+
+  const push = (b: Uint8Array) => {
+    total += b.byteLength;
+    if (total > maxBytes) throw tooLarge();
+    chunks.push(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+  };
+
+  if (enc === 'identity' || enc === '') {
+    for await (const chunk of payload) push(chunk as Buffer);
+    return Buffer.concat(chunks, total);
+  }
+
+  if (enc === 'zstd') {
+    const z = new ZstdDecompress((data) => push(data));
+    try {
+      for await (const chunk of payload) {
+        compressed += (chunk as Buffer).byteLength;
+        if (compressed > maxBytes) throw tooLarge();
+        z.push(chunk as Uint8Array);
+      }
+      z.push(new Uint8Array(0), true);
+    } catch (e) {
+      if (e instanceof IngestError) throw e;
+      throw ingestError('INGEST_ERR_DECOMPRESSION_FAILED', ['zstd', (e as Error).message]);
+    }
+    return Buffer.concat(chunks, total);
+  }
+
+  if (enc === 'gzip' || enc === 'x-gzip' || enc === 'deflate') {
+    const d = enc === 'deflate' ? createInflate() : createGunzip();
+    const done = new Promise<void>((resolve, reject) => {
+      d.on('data', (b: Buffer) => {
+        try {
+          push(b);
+        } catch (e) {
+          d.destroy();
+          reject(e as Error);
+        }
+      });
+      d.on('end', resolve);
+      d.on('error', (e) => reject(ingestError('INGEST_ERR_DECOMPRESSION_FAILED', [enc, e.message])));
+    });
+    // Avoid an unhandled rejection if the feeding loop below throws first; `done` is awaited below.
+    done.catch(() => undefined);
+    try {
+      for await (const chunk of payload) {
+        compressed += (chunk as Buffer).byteLength;
+        if (compressed > maxBytes) throw tooLarge();
+        if (d.destroyed) break;
+        if (!d.write(chunk)) await new Promise<void>((r) => d.once('drain', r));
+      }
+      d.end();
+    } catch (e) {
+      d.destroy();
+      throw e;
+    }
+    await done;
+    return Buffer.concat(chunks, total);
+  }
+
+  throw ingestError('INGEST_ERR_UNSUPPORTED_ENCODING', [enc.slice(0, 32)]);
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export function decodeUtf8(buf: Buffer): string {
+  try {
+    return utf8.decode(buf);
+  } catch {
+    throw ingestError('INGEST_ERR_INVALID_UTF8');
+  }
+}
+
+/**
+ * Maximum nesting of JSON text, found by one pass that skips strings. Run before JSON.parse so a
+ * 10,000-deep document is refused cheaply instead of exhausting the parser's stack.
+ */
+export function exceedsDepth(text: string, maxDepth: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+      continue;
+    }
+    if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      if (++depth > maxDepth) return true;
+    } else if (c === 125 || c === 93) depth--;
+    else if (c === 10 /* \n */ && depth <= 0) depth = 0; // NDJSON line boundary
+  }
+  return false;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (/prototype|constructor/i.test(msg)) {
+      throw ingestError('INGEST_ERR_FORBIDDEN_KEY', [/constructor/i.test(msg) ? 'constructor' : '__proto__']);
+    }
+    throw ingestError('INGEST_ERR_INVALID_JSON', [msg.slice(0, 120)]);
+  }
+}
+
+/** Turns a decoded body into entries: JSON array, {"entries": [...]}, or NDJSON lines. */
+export function parseEntries(text: string, format: BodyFormat, limits: BodyLimits): unknown[] {
+  if (exceedsDepth(text, limits.maxDepth)) throw ingestError('INGEST_ERR_NESTING_TOO_DEEP', [limits.maxDepth]);
+  let entries: unknown[];
+  if (format === 'ndjson') {
+    entries = [];
+    let lineNo = 0;
+    for (const line of text.split('\n')) {
+      lineNo++;
+      const t = line.trim();
+      if (t === '') continue;
+      if (entries.length >= limits.maxEntries) throw ingestError('INGEST_ERR_TOO_MANY_ENTRIES', [limits.maxEntries]);
+      try {
+        entries.push(parseJson(t));
+      } catch (e) {
+        if (e instanceof IngestError && e.code === 'INGEST_ERR_INVALID_JSON') {
+          throw ingestError('INGEST_ERR_INVALID_JSON', [`line ${lineNo}: ${e.message.slice(0, 100)}`]);
+        }
+        throw e;
+      }
+    }
+  } else {
+    const v = parseJson(text);
+    if (Array.isArray(v)) entries = v;
+    else if (v !== null && typeof v === 'object' && Array.isArray((v as { entries?: unknown }).entries)) entries = (v as { entries: unknown[] }).entries;
+    else throw ingestError('INGEST_ERR_INVALID_BODY', [`got ${v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v}`]);
+  }
+  if (entries.length === 0) throw ingestError('INGEST_ERR_EMPTY_BATCH');
+  if (entries.length > limits.maxEntries) throw ingestError('INGEST_ERR_TOO_MANY_ENTRIES', [limits.maxEntries]);
+  return entries;
+}

@@ -1,0 +1,2 @@
+export { buildEdge } from './app.ts';
+export type { EdgeOptions } from './app.ts';

@@ -1,0 +1,2 @@
+export { buildNormalizer } from './app.ts';
+export type { NormalizerOptions } from './app.ts';

@@ -1,0 +1,11 @@
+export { normalizeEntry, STEPS } from './normalize.ts';
+export { DEFAULT_ENTRY_LIMITS, MAX_ID_LENGTH, resolveLimits } from './limits.ts';
+export type { EntryLimits, EntryOutcome, RejectedOutcome, NormalizeContext } from './limits.ts';
+export { convertUnit, lookupUnit, acceptedUnits } from './units.ts';
+export type { CanonicalUnit, UnitConversion, UnitRule } from './units.ts';
+export { parseIsoTimestamp, normalizeTimestamp } from './timestamp.ts';
+export { deterministicId, canonicalJson } from './id.ts';
+export { LOG_LEVELS } from './log.ts';
+export { HEALTH_STATUSES } from './health.ts';
+export { ALERT_SEVERITIES, ALERT_STATES } from './alert.ts';
+export { METRIC_KINDS } from './metric.ts';

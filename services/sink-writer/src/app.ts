@@ -1,0 +1,184 @@
+import path from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { HEADERS, ROUTES, ingestError, type WriteRequest, type WriteResult } from '@ingest/contracts';
+import type { BackendConfig, SinkConfig } from '@ingest/config';
+import { LogUnavailableError, openLog, type DurableLog, type LogMessage } from '@ingest/log';
+import { FairBudget, retryAfterSeconds } from '@ingest/queue';
+import { TABLES, TelemetryStore } from '@ingest/storage';
+import { createServiceMetrics, installServiceBasics, loggerOptions } from '@ingest/observability';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { LogBatcher } from './batch/log-batcher.ts';
+import { ClickHouseLoader } from './loader/clickhouse-loader.ts';
+
+export interface SinkWriterOptions {
+  config: SinkConfig;
+  backends: BackendConfig;
+  /** Injected log (tests wrap the real one to hold it); otherwise opened from `backends`. */
+  log?: DurableLog;
+  /** Injected store; otherwise opened from `backends`. */
+  store?: TelemetryStore;
+  logger?: boolean;
+}
+
+export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyInstance> {
+  const { config: cfg, backends: be } = opts;
+  const app = Fastify({
+    logger: opts.logger === false ? false : loggerOptions('sink-writer'),
+    bodyLimit: 512 * 1024 * 1024,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+  });
+  const metrics = createServiceMetrics('sink-writer', { defaultMetrics: opts.logger !== false });
+  const tornTails = new Counter({ name: 'ingest_log_torn_tail_total', help: 'Torn or corrupt log tails cut back at start', registers: [metrics.registry] });
+  const loaded = new Counter({ name: 'ingest_loader_rows_total', help: 'Rows inserted into ClickHouse by the loader', registers: [metrics.registry] });
+  const loadErrors = new Counter({ name: 'ingest_loader_errors_total', help: 'Failed loader inserts (retried)', registers: [metrics.registry] });
+  const badMessages = new Counter({ name: 'ingest_loader_bad_messages_total', help: 'Log messages that could not be decoded', registers: [metrics.registry] });
+  const insertSeconds = new Histogram({ name: 'ingest_loader_insert_seconds', help: 'ClickHouse insert latency per batch', registers: [metrics.registry], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
+  const lagGauge = new Gauge({ name: 'ingest_loader_lag_messages', help: 'Messages in the log not yet loaded', registers: [metrics.registry] });
+
+  const log =
+    opts.log ??
+    openLog({
+      kafkaBrokers: be.kafkaBrokers,
+      dir: path.join(be.dataDir, 'log'),
+      partitions: be.partitions,
+      fsync: be.logFsync,
+      clientId: 'sink-writer',
+      onTornTail: (info) => {
+        tornTails.inc();
+        app.log.warn(info, 'log tail was torn; cut back to the last whole record');
+      },
+    });
+  const admin = log.admin();
+  await admin.ensureTopic(be.topic, be.partitions);
+  await admin.ensureTopic(be.dlqTopic, be.partitions);
+
+  const store = opts.store ?? (await TelemetryStore.open({ url: be.clickhouseUrl, database: be.clickhouseDatabase, chdbPath: path.join(be.dataDir, 'chdb') }));
+  await store.migrate();
+
+  const producer = log.producer();
+  const batchOpts = { maxEntries: cfg.batchMaxEntries, maxBytes: cfg.batchMaxBytes, maxWaitMs: cfg.batchMaxWaitMs };
+  const telemetry = new LogBatcher(producer, { topic: be.topic, ...batchOpts });
+  const deadLetters = new LogBatcher(producer, { topic: be.dlqTopic, ...batchOpts });
+  const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
+
+  let loader: ClickHouseLoader | undefined;
+  let lastLoadError: string | undefined;
+  if (cfg.loaderEnabled) {
+    const consumer = log.consumer({
+      group: cfg.loaderGroup,
+      topic: be.topic,
+      maxBatchMessages: cfg.loaderBatchEntries,
+      maxBatchBytes: cfg.loaderBatchBytes,
+      maxWaitMs: cfg.loaderMaxWaitMs,
+    });
+    loader = new ClickHouseLoader(consumer, store, TABLES.live, {
+      onInserted: (_b, rows, ms) => {
+        loaded.inc(rows);
+        insertSeconds.observe(ms / 1000);
+        lastLoadError = undefined;
+      },
+      onError: (b, e) => {
+        loadErrors.inc();
+        lastLoadError = (e as Error).message;
+        app.log.warn({ err: e, partition: b.partition, firstOffset: b.firstOffset }, 'loader insert failed; will retry the same range');
+      },
+      onBadMessage: (b, offset, reason) => {
+        badMessages.inc();
+        app.log.error({ partition: b.partition, offset, reason }, 'undecodable log message skipped');
+      },
+    });
+    loader.start();
+  }
+
+  const lag = async () => {
+    const [parts, committed] = await Promise.all([admin.partitions(be.topic), admin.committed(cfg.loaderGroup, be.topic)]);
+    let total = 0;
+    const perPartition = parts.map((p) => {
+      const c = committed.find((x) => x.partition === p.partition)?.offset ?? -1;
+      const l = p.high - Math.max(c, p.low);
+      total += l;
+      return { partition: p.partition, high: p.high, committed: c, lag: l };
+    });
+    lagGauge.set(total);
+    return { total, perPartition };
+  };
+
+  let closing = false;
+  installServiceBasics(app, {
+    service: 'sink-writer',
+    metrics,
+    readiness: async () => {
+      const ch = await store.ping();
+      return { ready: !closing && ch, checks: { log: log.kind, store: ch ? `ok (${store.kind})` : 'unreachable', ...(lastLoadError ? { loader: lastLoadError } : {}) } };
+    },
+    status: async () => ({ budget: budget.snapshot(), log: log.kind, store: store.kind, lag: await lag().catch((e: unknown) => ({ error: (e as Error).message })) }),
+  });
+
+  app.post(ROUTES.write, async (req): Promise<WriteResult> => {
+    if (closing) throw ingestError('INGEST_ERR_SHUTTING_DOWN', [], { retryAfterSeconds: 1 });
+    const body = req.body as WriteRequest;
+    const tenant = body.tenant;
+    const headers: Record<string, string> = { [HEADERS.tenant]: tenant, [HEADERS.version]: String(req.headers[HEADERS.version] ?? 'v2') };
+    if (typeof req.headers.traceparent === 'string') headers[HEADERS.traceparent] = req.headers.traceparent;
+
+    const msgs: LogMessage[] = new Array(body.entries.length);
+    let bytes = 0;
+    for (let i = 0; i < body.entries.length; i++) {
+      const value = Buffer.from(JSON.stringify(body.entries[i]));
+      bytes += value.byteLength;
+      msgs[i] = { key: tenant, value, headers };
+    }
+    const dlq: LogMessage[] = body.deadLetters.map((d) => ({ key: tenant, value: Buffer.from(JSON.stringify(d)), headers }));
+    const n = msgs.length + dlq.length;
+    const got = budget.tryAcquire(tenant, bytes, n);
+    if (!got.ok) {
+      metrics.discarded.inc({ tenant, reason: 'INGEST_ERR_SINK_OVERLOADED' }, n);
+      throw ingestError('INGEST_ERR_SINK_OVERLOADED', [1], { retryAfterSeconds: retryAfterSeconds(1) });
+    }
+    metrics.inflightBytes.inc(bytes);
+    metrics.inflightEntries.inc(n);
+    try {
+      await Promise.all([telemetry.submit(msgs, bytes), deadLetters.submit(dlq, 0)]);
+    } catch (e) {
+      metrics.discarded.inc({ tenant, reason: 'INGEST_ERR_LOG_UNAVAILABLE' }, n);
+      const reason = e instanceof LogUnavailableError ? e.message : (e as Error).message;
+      throw ingestError('INGEST_ERR_LOG_UNAVAILABLE', [reason.slice(0, 200)], { retryAfterSeconds: retryAfterSeconds(1), cause: e });
+    } finally {
+      got.lease.release();
+      metrics.inflightBytes.dec(bytes);
+      metrics.inflightEntries.dec(n);
+    }
+    metrics.accepted.inc({ tenant }, msgs.length);
+    return { accepted: msgs.length, deadLettered: dlq.length };
+  });
+
+  // Embedded mode has one chDB per process, so reads for operators go through this service.
+  app.get('/admin/v1/count', async (req) => {
+    const q = req.query as { tenant?: string; type?: string; since?: string; table?: string };
+    if (!q.tenant) throw ingestError('INGEST_ERR_INVALID_BODY', ['query parameter tenant is required']);
+    const table = q.table === TABLES.shadow ? TABLES.shadow : TABLES.live;
+    const count = await store.count({ tenant: q.tenant, table, ...(q.type ? { type: q.type } : {}), ...(q.since ? { sinceMs: Number(q.since) } : {}) });
+    return { count };
+  });
+  app.get('/admin/v1/row-stats', async (req) => {
+    const q = req.query as { tenant?: string; table?: string };
+    return store.rowStats(q.table === TABLES.shadow ? TABLES.shadow : TABLES.live, q.tenant);
+  });
+  app.get('/admin/v1/lag', async () => lag());
+
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  // Drain order: requests finish (fastify), pending appends are sent, the loader commits its batch,
+  // then the store and the log close. Nothing acknowledged is left only in memory.
+  app.addHook('onClose', async () => {
+    await telemetry.close();
+    await deadLetters.close();
+    await loader?.close();
+    await producer.close();
+    await log.close();
+    if (!opts.store) await store.close();
+  });
+  return app;
+}
