@@ -12,3 +12,4 @@ export type {
   LogAdmin,
   DurableLog,
 } from './types.ts';
+export { createKafkaLog } from './kafka/index.ts';

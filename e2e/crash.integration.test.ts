@@ -1,0 +1,66 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addTenantKey } from '@ingest/tenants';
+import { startService, startStack, type Stack } from '@ingest/supervisor';
+import { batchOf, postIngest, waitLoaded } from '@ingest/testkit';
+import { MODES, modeEnv, tenantId, type ModeEnv } from './helpers.ts';
+
+const BASE_PORT: Record<string, number> = { embedded: 18180, kafka: 18280 };
+
+describe.each(MODES)('kill -9 of the sink writer under load (%s log)', (mode) => {
+  let m: ModeEnv;
+  let stack: Stack | undefined;
+  beforeAll(async () => {
+    m = await modeEnv(mode);
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await m?.stop();
+  });
+
+  it('after restart every entry that got a 2xx is in ClickHouse, zero duplicates', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), `crash-${mode}-`));
+    const tenant = tenantId('crash');
+    const { apiKey } = await addTenantKey(path.join(dataDir, 'tenants.json'), tenant);
+    const port = BASE_PORT[mode] as number;
+    const env = { ...m.env, INGEST_DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
+    stack = await startStack({ env, ports: { edge: port, normalizer: port + 1, sink: port + 2 }, logDir: path.join(dataDir, 'logs') });
+    const edgeUrl = stack.edgeUrl;
+
+    // A producer that retries each batch with the same ids until it gets a 2xx, as the SDK does.
+    const batches = Array.from({ length: 40 }, (_, i) => batchOf(250, i * 250));
+    let acked = 0;
+    let failures = 0;
+    let killed = false;
+    const producer = async (slice: typeof batches) => {
+      for (const b of slice) {
+        for (let attempt = 0; attempt < 600; attempt++) {
+          const r = await postIngest(edgeUrl, apiKey, b).catch(() => undefined);
+          if (r?.status === 200) {
+            acked += r.body.accepted ?? 0;
+            break;
+          }
+          failures++;
+          await new Promise((res) => setTimeout(res, 100));
+        }
+      }
+    };
+    const load = Promise.all([0, 1, 2, 3].map((k) => producer(batches.filter((_, i) => i % 4 === k))));
+    while (acked < 2500) await new Promise((r) => setTimeout(r, 20));
+    await stack.sink.kill9();
+    killed = true;
+    await new Promise((r) => setTimeout(r, 500));
+    stack.sink = await startService('sink-writer', { env, port: port + 2, logFile: path.join(dataDir, 'logs', 'sink-writer.restarted.log') });
+    await load;
+
+    expect(killed).toBe(true);
+    expect(failures).toBeGreaterThan(0); // the crash was felt by the producers
+    expect(acked).toBe(10_000);
+    await waitLoaded(stack.sink.url, 120_000);
+    const stats = (await (await fetch(`${stack.sink.url}/admin/v1/row-stats?tenant=${tenant}`)).json()) as { final: number; distinctIds: number };
+    expect(stats.distinctIds).toBe(10_000);
+    expect(stats.final).toBe(10_000);
+  });
+});

@@ -1,0 +1,86 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '@ingest/config';
+import { openLog } from '@ingest/log';
+import type { TelemetryStore } from '@ingest/storage';
+import { batchOf, postIngest, startInProcessStack, type PostResult } from '@ingest/testkit';
+import { MODES, holdable, modeEnv, sharedStore, tenantId, type ModeEnv } from './helpers.ts';
+
+let store: TelemetryStore;
+beforeAll(async () => {
+  store = await sharedStore();
+});
+afterAll(async () => {
+  await store.close();
+});
+
+async function held(mode: ModeEnv, env: Record<string, string>) {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'shed-'));
+  const cfg = loadConfig({ INGEST_DATA_DIR: dataDir, ...mode.env, ...env });
+  const real = openLog({ kafkaBrokers: cfg.backends.kafkaBrokers, dir: path.join(dataDir, 'log'), partitions: 3, fsync: 'always', clientId: 'shed' });
+  const h = holdable(real);
+  const stack = await startInProcessStack({ env: { ...mode.env, ...env }, dataDir, log: h.log, store });
+  return { stack, h };
+}
+
+describe.each(MODES)('shedding (%s log)', (mode) => {
+  let m: ModeEnv;
+  beforeAll(async () => {
+    m = await modeEnv(mode);
+  });
+  afterAll(async () => {
+    await m?.stop();
+  });
+
+  it('sink writer over budget while the log is held → the edge answers 429 with Retry-After; after release every 2xx entry is present', async () => {
+    const { stack, h } = await held(m, { SINK_INFLIGHT_ENTRIES: '1000', SINK_INFLIGHT_BYTES: '64MiB', SINK_BATCH_MAX_BYTES: '1MiB' });
+    try {
+      const t = tenantId('sinkfull');
+      const key = await stack.tenant(t);
+      h.hold();
+      // Three requests of 300 fill 900 of the sink's 1000 entries and wait on the held log.
+      const waiting = [0, 1, 2].map(() => postIngest(stack.edgeUrl, key, batchOf(300)));
+      await new Promise((r) => setTimeout(r, 300));
+      const shed = await postIngest(stack.edgeUrl, key, batchOf(300));
+      expect(shed.status).toBe(429);
+      expect(shed.body.error?.code).toBe('INGEST_ERR_SINK_OVERLOADED');
+      expect(Number(shed.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      h.release();
+      const done: PostResult[] = await Promise.all(waiting);
+      const accepted = done.reduce((a, r) => (r.status === 200 ? a + (r.body.accepted ?? 0) : a), 0);
+      expect(done.map((r) => r.status)).toEqual([200, 200, 200]);
+      await stack.waitLoaded();
+      const s = await stack.rowStats(t);
+      expect(s.final).toBe(accepted);
+      expect(s.distinctIds).toBe(accepted);
+    } finally {
+      h.release();
+      await stack.close();
+    }
+  });
+
+  it("the edge's own budget exhausted → 503 with Retry-After; held requests complete after release", async () => {
+    const { stack, h } = await held(m, { EDGE_INFLIGHT_ENTRIES: '500', SINK_INFLIGHT_ENTRIES: '100000' });
+    try {
+      const t = tenantId('edgefull');
+      const key = await stack.tenant(t);
+      h.hold();
+      const waiting = [0, 1].map(() => postIngest(stack.edgeUrl, key, batchOf(200)));
+      await new Promise((r) => setTimeout(r, 300));
+      const shed = await postIngest(stack.edgeUrl, key, batchOf(200));
+      expect(shed.status).toBe(503);
+      expect(shed.body.error?.code).toBe('INGEST_ERR_EDGE_OVERLOADED');
+      expect(Number(shed.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      h.release();
+      const done = await Promise.all(waiting);
+      expect(done.map((r) => r.status)).toEqual([200, 200]);
+      await stack.waitLoaded();
+      expect((await stack.rowStats(t)).final).toBe(400);
+    } finally {
+      h.release();
+      await stack.close();
+    }
+  });
+});

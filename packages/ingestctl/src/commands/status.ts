@@ -1,0 +1,75 @@
+import { parse, table, type Command } from '../cli.ts';
+
+const HELP = `ingestctl status — health, budget use and loader lag of each service
+
+  ingestctl status [--json]
+
+Service URLs: EDGE_URL, NORMALIZER_URL, SINK_URL (defaults: 127.0.0.1 ports 8080, 8081, 8082).`;
+
+interface ServiceStatus {
+  service: string;
+  url: string;
+  healthy: boolean;
+  ready: boolean;
+  checks?: Record<string, string>;
+  status?: Record<string, unknown>;
+  error?: string;
+}
+
+async function probe(service: string, url: string): Promise<ServiceStatus> {
+  const get = async (p: string) => {
+    const r = await fetch(new URL(p, url), { signal: AbortSignal.timeout(5000) });
+    return { ok: r.ok, body: (await r.json()) as Record<string, unknown> };
+  };
+  try {
+    const [h, r, s] = await Promise.all([get('/healthz'), get('/readyz'), get('/status')]);
+    return { service, url, healthy: h.ok, ready: r.ok, checks: r.body['checks'] as Record<string, string>, status: s.body };
+  } catch (e) {
+    return { service, url, healthy: false, ready: false, error: (e as Error).message };
+  }
+}
+
+function pct(b: unknown): string {
+  const s = b as { bytes?: number; maxBytes?: number; entries?: number; maxEntries?: number } | undefined;
+  if (!s || s.maxBytes === undefined || s.maxEntries === undefined) return '-';
+  return `${(((s.bytes ?? 0) / s.maxBytes) * 100).toFixed(1)}% bytes, ${(((s.entries ?? 0) / s.maxEntries) * 100).toFixed(1)}% entries`;
+}
+
+export const status: Command = {
+  name: 'status',
+  summary: 'health, in-flight budget use and consumer lag of each service',
+  help: HELP,
+  async run(argv, io) {
+    const { values } = parse(argv, {});
+    if (values.help) {
+      io.out(HELP);
+      return 0;
+    }
+    const e = io.env;
+    const urls = {
+      edge: e['EDGE_URL'] ?? `http://127.0.0.1:${e['EDGE_PORT'] ?? 8080}`,
+      normalizer: e['NORMALIZER_URL'] ?? `http://127.0.0.1:${e['NORMALIZER_PORT'] ?? 8081}`,
+      'sink-writer': e['SINK_URL'] ?? `http://127.0.0.1:${e['SINK_PORT'] ?? 8082}`,
+    };
+    const all = await Promise.all(Object.entries(urls).map(([n, u]) => probe(n, u)));
+    if (values.json) {
+      io.out(JSON.stringify({ services: all }));
+    } else {
+      io.out(
+        table(
+          all.map((s) => {
+            const lag = (s.status?.['lag'] as { total?: number } | undefined)?.total;
+            return {
+              service: s.service,
+              url: s.url,
+              health: s.error ? `down (${s.error.slice(0, 40)})` : s.ready ? 'ready' : s.healthy ? 'up, not ready' : 'down',
+              budget: pct(s.status?.['budget']),
+              lag: lag === undefined ? '-' : String(lag),
+            };
+          }),
+        ),
+      );
+    }
+    return all.every((s) => s.ready) ? 0 : 1;
+  },
+};

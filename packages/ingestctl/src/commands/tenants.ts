@@ -1,0 +1,75 @@
+import path from 'node:path';
+import { addTenantKey, readTenants, revokeTenantKey } from '@ingest/tenants';
+import { parse, table, UsageError, type Command, type Io } from '../cli.ts';
+
+export function tenantsFile(env: Io['env']): string {
+  return env['TENANTS_FILE'] ?? path.join(env['INGEST_DATA_DIR'] ?? '.data', 'tenants.json');
+}
+
+const HELP = `ingestctl tenants — manage tenants and their API keys
+
+  ingestctl tenants add <tenant> [--eps N] [--bps N] [--rps N] [--json]
+      create the tenant (or add a key to it); prints the new API key once
+  ingestctl tenants list [--json]
+  ingestctl tenants revoke-key <tenant> <key-prefix> [--json]
+
+Keys take effect at every edge within about a second; only their SHA-256 is stored.
+The file is TENANTS_FILE (default \${INGEST_DATA_DIR:-.data}/tenants.json).`;
+
+export const tenants: Command = {
+  name: 'tenants',
+  summary: 'add tenants, list them, revoke API keys',
+  help: HELP,
+  async run(argv, io) {
+    const { values, positionals } = parse(argv, { eps: { type: 'string' }, bps: { type: 'string' }, rps: { type: 'string' } });
+    if (values.help) {
+      io.out(HELP);
+      return 0;
+    }
+    const [sub, ...rest] = positionals;
+    const file = tenantsFile(io.env);
+    switch (sub) {
+      case 'add': {
+        const id = rest[0];
+        if (!id) throw new UsageError('tenants add needs a tenant id');
+        const num = (v: string | undefined, name: string) => {
+          if (v === undefined) return undefined;
+          const n = Number(v);
+          if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number`);
+          return n;
+        };
+        const limits = {
+          ...(values.eps ? { entriesPerSecond: num(values.eps, 'eps') } : {}),
+          ...(values.bps ? { bytesPerSecond: num(values.bps, 'bps') } : {}),
+          ...(values.rps ? { requestsPerSecond: num(values.rps, 'rps') } : {}),
+        };
+        const r = await addTenantKey(file, id, Object.keys(limits).length ? limits : undefined);
+        if (values.json) io.out(JSON.stringify({ tenant: id, apiKey: r.apiKey }));
+        else io.out(`${r.created ? 'created tenant' : 'added a key to tenant'} ${id}\nAPI key (shown once, store it now):\n  ${r.apiKey}`);
+        return 0;
+      }
+      case 'list': {
+        const doc = await readTenants(file);
+        const rows = Object.entries(doc.tenants).map(([id, t]) => ({
+          tenant: id,
+          keys: t.keys.filter((k) => k.revokedAt === null).length,
+          revoked: t.keys.filter((k) => k.revokedAt !== null).length,
+          prefixes: t.keys.filter((k) => k.revokedAt === null).map((k) => k.prefix).join(','),
+          limits: JSON.stringify(t.limits),
+        }));
+        io.out(values.json ? JSON.stringify({ tenants: rows }) : table(rows));
+        return 0;
+      }
+      case 'revoke-key': {
+        const [id, prefix] = rest;
+        if (!id || !prefix) throw new UsageError('tenants revoke-key needs <tenant> <key-prefix>');
+        const n = await revokeTenantKey(file, id, prefix);
+        if (values.json) io.out(JSON.stringify({ tenant: id, revoked: n }));
+        else io.out(n === 0 ? `no live key of ${id} starts with ${prefix}` : `revoked ${n} key(s) of ${id}`);
+        return n === 0 ? 1 : 0;
+      }
+      default:
+        throw new UsageError(sub ? `unknown tenants command "${sub}"` : 'tenants needs a command');
+    }
+  },
+};

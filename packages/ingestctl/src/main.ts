@@ -1,0 +1,55 @@
+import { ConfigError } from '@ingest/config';
+import { UsageError, type Command, type Io } from './cli.ts';
+import { query } from './commands/query.ts';
+import { status } from './commands/status.ts';
+import { tenants } from './commands/tenants.ts';
+
+const COMMANDS: Command[] = [tenants, query, status];
+
+function usage(): string {
+  return `ingestctl — operate the telemetry ingest service
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
+
+Every command takes --help and --json.`;
+}
+
+export async function runCli(argv: string[], io: Io): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    io.out(usage());
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd) {
+    io.err(`unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await cmd.run(rest, io);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`${e.message}\n\n${cmd.help}`);
+      return 2;
+    }
+    if (e instanceof ConfigError) {
+      io.err(e.message);
+      return 2;
+    }
+    io.err(`ingestctl ${name}: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+// Run only when executed, not when imported by tests.
+if (process.argv[1] && /ingestctl[\\/]src[\\/]main\.ts$/.test(process.argv[1])) {
+  const io: Io = { out: (s) => console.log(s), err: (s) => console.error(s), env: process.env };
+  runCli(process.argv.slice(2), io).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}

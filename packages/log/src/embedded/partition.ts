@@ -1,0 +1,563 @@
+/**
+ * One partition: an ordered list of segments, the append path (a bounded queue drained by one
+ * writer loop doing group commit), recovery on open, and reads.
+ *
+ * Visibility: with fsync 'always', readers (consumers, admin reads) see a record only after it has
+ * been fsync'd. Otherwise a crash could take back records a consumer already loaded into ClickHouse,
+ * and the offsets would be handed out again to different records, whose offset-derived dedup token
+ * would then collide with the lost ones.
+ */
+import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LogUnavailableError, type StoredMessage } from '../types.ts';
+import { bodyValueLength, decodeBody, encodeRecord, scanRecords, Visit, type PreparedMessage, type RecordView } from './format.ts';
+import { fsyncDir, isErrno } from './fsutil.ts';
+import { parseSegmentFileName, Segment, segmentFileName } from './segment.ts';
+
+export type FsyncPolicy = 'always' | 'interval' | 'never';
+
+export interface TornTailInfo {
+  topic: string;
+  partition: number;
+  /** Path of the segment file whose tail was bad. */
+  segment: string;
+  /** Bytes after the last good record (removed, unless the log is read-only). */
+  truncatedBytes: number;
+}
+
+export interface CorruptRecordInfo {
+  topic: string;
+  partition: number;
+  segment: string;
+  /** File position of the first bad record; the rest of that segment is skipped by readers. */
+  position: number;
+}
+
+export interface PartitionConfig {
+  topic: string;
+  partition: number;
+  dir: string;
+  readOnly: boolean;
+  fsync: FsyncPolicy;
+  segmentBytes: number;
+  retentionBytes: number;
+  onTornTail: (info: TornTailInfo) => void;
+  onCorruptRecord: (info: CorruptRecordInfo) => void;
+  /** Called after records became visible, to wake consumers in this process. */
+  onAppend: () => void;
+  /** Background failures that have no caller to reject (retention unlinks, index writes). */
+  onBackgroundError: (err: unknown) => void;
+}
+
+export interface ReadResult {
+  messages: StoredMessage[];
+  /** Offset to read from next (past gaps left by retention or skipped corruption too). */
+  next: number;
+  /** True when the read stopped because the next message would exceed the byte budget. */
+  byteLimited: boolean;
+}
+
+interface PendingAppend {
+  messages: PreparedMessage[];
+  bytes: number;
+  resolve: (range: { firstOffset: number; lastOffset: number }) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Largest single write: bounds the buffer a group commit allocates. */
+const MAX_GROUP_BYTES = 8 * 1024 * 1024;
+/** Recovery scans in bigger chunks: it reads a whole segment sequentially. */
+const RECOVERY_CHUNK_BYTES = 1024 * 1024;
+
+export class Partition {
+  private segments: Segment[] = [];
+  private totalBytes = 0;
+  /** Writer only: the active (last) segment, opened for append. */
+  private active: FileHandle | null = null;
+  /** Next offset to assign (writer) / next offset seen on disk (read-only). */
+  private nextOffset = 0;
+  /** Readers see records below visibleOffset, i.e. bytes below visibleEnd of the last segment. */
+  private visibleOffset = 0;
+  private visibleEnd = 0;
+  private readonly queue: PendingAppend[] = [];
+  private pumping: Promise<void> | null = null;
+  private flushRequested = false;
+  private dirty = false;
+  private broken: LogUnavailableError | null = null;
+  private closed = false;
+  private closing: Promise<void> | null = null;
+  private refreshing: Promise<void> | null = null;
+
+  private constructor(private readonly cfg: PartitionConfig) {}
+
+  /**
+   * Opens a partition: lists segments, scans the last one and (unless read-only) truncates a torn
+   * or corrupt tail back to the last good record. Never throws because of bad data, only on I/O.
+   */
+  static async open(cfg: PartitionConfig): Promise<Partition> {
+    const p = new Partition(cfg);
+    if (cfg.readOnly) {
+      await p.refresh(true);
+    } else {
+      await p.openWriter();
+    }
+    return p;
+  }
+
+  get topic(): string {
+    return this.cfg.topic;
+  }
+
+  get id(): number {
+    return this.cfg.partition;
+  }
+
+  private async listSegments(): Promise<Array<{ base: number; size: number }>> {
+    let names: string[];
+    try {
+      names = await readdir(this.cfg.dir);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return [];
+      throw err;
+    }
+    const bases = names.map(parseSegmentFileName).filter((b): b is number => b !== null);
+    bases.sort((a, b) => a - b);
+    const out: Array<{ base: number; size: number }> = [];
+    for (const base of bases) {
+      try {
+        out.push({ base, size: (await stat(join(this.cfg.dir, segmentFileName(base)))).size });
+      } catch (err) {
+        // Deleted by retention between readdir and stat (read-only view of a live log).
+        if (!isErrno(err, 'ENOENT')) throw err;
+      }
+    }
+    return out;
+  }
+
+  private async openWriter(): Promise<void> {
+    const { cfg } = this;
+    await mkdir(cfg.dir, { recursive: true });
+    const listed = await this.listSegments();
+    if (listed.length === 0) {
+      listed.push({ base: 0, size: 0 });
+      await (await open(new Segment(cfg.dir, 0, 0).path, 'a')).close();
+      if (cfg.fsync !== 'never') await fsyncDir(cfg.dir);
+    }
+    this.segments = listed.map((s) => new Segment(cfg.dir, s.base, s.size));
+    const last = this.segments[this.segments.length - 1]!;
+    // The active segment's index lives in memory; a stale file would describe bytes we may truncate.
+    await unlink(last.indexPath).catch(() => undefined);
+    const fh = await open(last.path, 'a+');
+    try {
+      const fileSize = last.size;
+      last.size = 0;
+      const scan = await this.scanTail(fh, last, fileSize);
+      if (scan.goodEnd < fileSize) {
+        await fh.truncate(scan.goodEnd);
+        if (cfg.fsync !== 'never') await fh.datasync();
+        cfg.onTornTail({ topic: cfg.topic, partition: cfg.partition, segment: last.path, truncatedBytes: fileSize - scan.goodEnd });
+      }
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    this.active = fh;
+    this.nextOffset = last.nextOffset;
+    this.visibleOffset = last.nextOffset;
+    this.visibleEnd = last.size;
+    this.totalBytes = this.segments.reduce((sum, s) => sum + s.size, 0);
+    await this.enforceRetention();
+  }
+
+  /** Scans `seg` from its known good end up to fileSize, extending size/nextOffset/index. */
+  private async scanTail(fh: FileHandle, seg: Segment, fileSize: number) {
+    const scan = await scanRecords(
+      fh,
+      seg.size,
+      fileSize,
+      seg.size === 0 ? seg.base : seg.nextOffset,
+      (r) => {
+        seg.noteRecord(r.offset, r.position);
+        return Visit.Continue;
+      },
+      RECOVERY_CHUNK_BYTES,
+    );
+    seg.size = scan.goodEnd;
+    seg.nextOffset = scan.nextOffset;
+    return scan;
+  }
+
+  /**
+   * Read-only view: re-lists segments and scans what the writer appended since last time. The
+   * writer may be mid-write, so an incomplete tail is normal here and only reported on open.
+   */
+  async refresh(initial = false): Promise<void> {
+    if (!this.cfg.readOnly) return;
+    if (this.refreshing !== null) return this.refreshing;
+    this.refreshing = this.doRefresh(initial).finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
+  }
+
+  private async doRefresh(initial: boolean): Promise<void> {
+    const { cfg } = this;
+    const listed = await this.listSegments();
+    const known = new Map(this.segments.map((s) => [s.base, s]));
+    const segments = listed.map((s) => {
+      const seg = known.get(s.base) ?? new Segment(cfg.dir, s.base, 0);
+      return { seg, fileSize: s.size };
+    });
+    const lastEntry = segments[segments.length - 1];
+    if (lastEntry !== undefined) {
+      const { seg, fileSize } = lastEntry;
+      if (fileSize < seg.size) {
+        // The writer truncated a torn tail after we looked: start this segment over.
+        seg.size = 0;
+        seg.nextOffset = seg.base;
+        seg.resetIndex();
+      }
+      if (fileSize > seg.size) {
+        let fh: FileHandle;
+        try {
+          fh = await open(seg.path, 'r');
+        } catch (err) {
+          if (!isErrno(err, 'ENOENT')) throw err;
+          return;
+        }
+        try {
+          const scan = await this.scanTail(fh, seg, fileSize);
+          if (initial && scan.goodEnd < fileSize) {
+            cfg.onTornTail({ topic: cfg.topic, partition: cfg.partition, segment: seg.path, truncatedBytes: fileSize - scan.goodEnd });
+          }
+        } finally {
+          await fh.close();
+        }
+      }
+      this.nextOffset = seg.nextOffset;
+      this.visibleOffset = seg.nextOffset;
+      this.visibleEnd = seg.size;
+    }
+    for (const { seg, fileSize } of segments) if (seg !== lastEntry?.seg) seg.size = fileSize;
+    this.segments = segments.map((s) => s.seg);
+  }
+
+  /** Retained offsets [low, high). */
+  async offsets(): Promise<{ low: number; high: number }> {
+    await this.refresh();
+    const first = this.segments[0];
+    return { low: first === undefined ? this.visibleOffset : Math.min(first.base, this.visibleOffset), high: this.visibleOffset };
+  }
+
+  /**
+   * Queues messages to be appended contiguously; resolves once they are written (and fsync'd under
+   * 'always'). The caller bounds how many appends can be queued.
+   */
+  append(messages: PreparedMessage[]): Promise<{ firstOffset: number; lastOffset: number }> {
+    if (this.cfg.readOnly) return Promise.reject(new LogUnavailableError('the embedded log is open read-only'));
+    if (this.broken !== null) return Promise.reject(this.broken);
+    if (this.closed) return Promise.reject(new LogUnavailableError('the embedded log is closed'));
+    let bytes = 0;
+    for (const m of messages) bytes += m.size;
+    return new Promise((resolve, reject) => {
+      this.queue.push({ messages, bytes, resolve, reject });
+      this.kick();
+    });
+  }
+
+  /** Asks the writer loop to fsync whatever was written since the last fsync ('interval' policy). */
+  requestFlush(): void {
+    if (!this.dirty || this.closed) return;
+    this.flushRequested = true;
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.pumping !== null) return;
+    this.pumping = this.pump().finally(() => {
+      this.pumping = null;
+      if (this.queue.length > 0 || this.flushRequested) this.kick();
+    });
+  }
+
+  /** The single writer loop: everything that touches the active file handle runs here, in order. */
+  private async pump(): Promise<void> {
+    for (;;) {
+      if (this.broken !== null) {
+        for (const item of this.queue.splice(0)) item.reject(this.broken);
+        this.flushRequested = false;
+        return;
+      }
+      if (this.queue.length > 0) {
+        const group = await this.takeGroup();
+        if (group.length === 0) continue;
+        try {
+          await this.writeGroup(group);
+        } catch (err) {
+          // Unexpected (a bug, not I/O: I/O errors are handled inside). Settle every waiter rather than
+          // leave a send hanging, and stop appending to a partition whose state we no longer trust.
+          this.broken = new LogUnavailableError(`internal error in ${this.cfg.topic}/${this.cfg.partition}; reopen the log`, { cause: err });
+          for (const item of group) item.reject(this.broken);
+        }
+      } else if (this.flushRequested) {
+        this.flushRequested = false;
+        await this.flushDirty();
+      } else {
+        return;
+      }
+    }
+  }
+
+  /**
+   * Group commit: every append queued while the previous write/fsync ran goes out in one write and
+   * one fsync. Each append's messages stay contiguous and in order.
+   */
+  private async takeGroup(): Promise<PendingAppend[]> {
+    const { cfg } = this;
+    const first = this.queue[0]!;
+    let seg = this.segments[this.segments.length - 1]!;
+    if (seg.size > 0 && seg.size + first.bytes > cfg.segmentBytes) {
+      try {
+        await this.roll();
+      } catch (err) {
+        // Only the head fails: a transient error (ENOSPC freed later) should not fail the whole queue.
+        this.queue.shift();
+        first.reject(this.broken ?? new LogUnavailableError(`cannot roll a segment of ${cfg.topic}/${cfg.partition}`, { cause: err }));
+        return [];
+      }
+      seg = this.segments[this.segments.length - 1]!;
+    }
+    const room = Math.max(cfg.segmentBytes - seg.size, 0);
+    let groupBytes = 0;
+    let n = 0;
+    while (n < this.queue.length) {
+      const b = this.queue[n]!.bytes;
+      if (n > 0 && (groupBytes + b > room || groupBytes + b > MAX_GROUP_BYTES)) break;
+      groupBytes += b;
+      n++;
+    }
+    return this.queue.splice(0, n);
+  }
+
+  private async writeGroup(group: PendingAppend[]): Promise<void> {
+    const { cfg } = this;
+    const seg = this.segments[this.segments.length - 1]!;
+    let groupBytes = 0;
+    for (const item of group) groupBytes += item.bytes;
+    const buf = Buffer.allocUnsafe(groupBytes);
+    const draft = seg.pendingEntries();
+    const ranges: Array<{ firstOffset: number; lastOffset: number }> = [];
+    let pos = 0;
+    let offset = this.nextOffset;
+    for (const item of group) {
+      const firstOffset = offset;
+      for (const m of item.messages) {
+        draft.note(offset, seg.size + pos);
+        pos = encodeRecord(buf, pos, m, offset);
+        offset++;
+      }
+      ranges.push({ firstOffset, lastOffset: offset - 1 });
+    }
+    if (pos !== groupBytes) throw new Error(`encoded ${pos} bytes, measured ${groupBytes}`);
+
+    const fh = this.active!;
+    const startSize = seg.size;
+    try {
+      await writeFully(fh, buf);
+    } catch (err) {
+      const failure = new LogUnavailableError(`append to ${cfg.topic}/${cfg.partition} failed`, { cause: err });
+      try {
+        // Take back a partial write so the next append starts on a record boundary.
+        await fh.truncate(startSize);
+      } catch {
+        this.broken = new LogUnavailableError(`${cfg.topic}/${cfg.partition} is unusable after a failed write; reopen the log`, { cause: err });
+      }
+      for (const item of group) item.reject(failure);
+      return;
+    }
+    seg.size += groupBytes;
+    seg.nextOffset = offset;
+    seg.commitEntries(draft);
+    this.totalBytes += groupBytes;
+    this.nextOffset = offset;
+
+    if (cfg.fsync === 'always') {
+      try {
+        await fh.datasync();
+      } catch (err) {
+        // After a failed fsync the page cache no longer tells us what is on disk (the "fsyncgate"
+        // lesson): stop appending rather than acknowledge anything on top of it.
+        this.broken = new LogUnavailableError(`fsync of ${cfg.topic}/${cfg.partition} failed; reopen the log`, { cause: err });
+        for (const item of group) item.reject(this.broken);
+        return;
+      }
+    } else {
+      this.dirty = true;
+    }
+    this.visibleOffset = offset;
+    this.visibleEnd = seg.size;
+    group.forEach((item, i) => item.resolve(ranges[i]!));
+    cfg.onAppend();
+    await this.enforceRetention();
+  }
+
+  private async flushDirty(): Promise<void> {
+    if (!this.dirty || this.active === null) return;
+    this.dirty = false;
+    try {
+      await this.active.datasync();
+    } catch (err) {
+      this.broken = new LogUnavailableError(`fsync of ${this.cfg.topic}/${this.cfg.partition} failed; reopen the log`, { cause: err });
+    }
+  }
+
+  /** Starts a new segment at nextOffset. Runs inside the writer loop only. */
+  private async roll(): Promise<void> {
+    const { cfg } = this;
+    const next = new Segment(cfg.dir, this.nextOffset, 0);
+    const fh = await open(next.path, 'a+');
+    try {
+      if ((await fh.stat()).size !== 0) throw new Error(`segment ${next.path} already exists and is not empty`);
+      if (cfg.fsync !== 'never') await fsyncDir(cfg.dir);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    const old = this.active!;
+    const sealed = this.segments[this.segments.length - 1]!;
+    // Nothing written to the sealed segment may be left for the interval timer: it only sees `active`.
+    if (this.dirty && cfg.fsync !== 'never') {
+      try {
+        await old.datasync();
+      } catch (err) {
+        await fh.close();
+        this.broken = new LogUnavailableError(`fsync of ${cfg.topic}/${cfg.partition} failed; reopen the log`, { cause: err });
+        throw err;
+      }
+      this.dirty = false;
+    }
+    this.active = fh;
+    this.segments.push(next);
+    next.nextOffset = this.nextOffset;
+    this.visibleEnd = 0;
+    await old.close().catch((err: unknown) => cfg.onBackgroundError(err));
+    await sealed.writeIndexFile().catch((err: unknown) => cfg.onBackgroundError(err));
+  }
+
+  /** Deletes whole oldest segments while the partition holds more than retentionBytes. */
+  private async enforceRetention(): Promise<void> {
+    while (this.segments.length > 1 && this.totalBytes > this.cfg.retentionBytes) {
+      const oldest = this.segments.shift()!;
+      this.totalBytes -= oldest.size;
+      // Readers that already opened it keep reading (POSIX unlink semantics); new ones skip ahead.
+      for (const path of [oldest.path, oldest.indexPath]) {
+        await unlink(path).catch((err: unknown) => {
+          if (!isErrno(err, 'ENOENT')) this.cfg.onBackgroundError(err);
+        });
+      }
+    }
+  }
+
+  /**
+   * Reads up to maxMessages from `from` (or the low offset, if `from` was deleted), stopping before a
+   * message that would take the value bytes past maxBytes (but always returning at least one message
+   * when `atLeastOne`). Skips over a corrupt tail of a sealed segment to the next segment.
+   */
+  async read(from: number, maxMessages: number, maxBytes: number, atLeastOne: boolean): Promise<ReadResult> {
+    await this.refresh();
+    const segments = this.segments.slice();
+    const lastEnd = this.visibleEnd;
+    const high = this.visibleOffset;
+    const messages: StoredMessage[] = [];
+    let offset = Math.max(from, segments[0]?.base ?? from);
+    if (offset >= high || maxMessages <= 0) return { messages, next: offset, byteLimited: false };
+
+    let i = segments.length - 1;
+    while (i > 0 && segments[i]!.base > offset) i--;
+    let bytes = 0;
+    let byteLimited = false;
+    let done = false;
+    for (; i < segments.length && !done; i++) {
+      const seg = segments[i]!;
+      const isLast = i === segments.length - 1;
+      offset = Math.max(offset, seg.base);
+      let fh: FileHandle;
+      try {
+        fh = await open(seg.path, 'r');
+      } catch (err) {
+        // Retention removed it since we took the snapshot: continue with the next segment.
+        if (isErrno(err, 'ENOENT')) continue;
+        throw err;
+      }
+      try {
+        const end = isLast ? lastEnd : this.cfg.readOnly ? (await fh.stat()).size : seg.size;
+        if (!isLast) await seg.loadIndexFile(end);
+        const visit = (r: RecordView): Visit => {
+          seg.noteRecord(r.offset, r.position);
+          if (r.offset < offset) return Visit.Continue;
+          const valueBytes = bodyValueLength(r.buf, r.bodyStart, r.bodyLength);
+          if (bytes + valueBytes > maxBytes && (messages.length > 0 || !atLeastOne)) {
+            byteLimited = true;
+            return Visit.StopBefore;
+          }
+          messages.push(decodeBody(r.buf, r.bodyStart, r.bodyLength, this.cfg.topic, this.cfg.partition));
+          bytes += valueBytes;
+          return messages.length >= maxMessages ? Visit.StopAfter : Visit.Continue;
+        };
+        let start = seg.lookup(offset);
+        let scan = await scanRecords(fh, start.position, end, start.offset, visit);
+        if (scan.stop === 'corrupt' && scan.goodEnd === start.position && start.position > 0) {
+          // The index pointed somewhere wrong: forget it and walk from the segment start.
+          seg.resetIndex();
+          start = { position: 0, offset: seg.base };
+          scan = await scanRecords(fh, 0, end, seg.base, visit);
+        }
+        if (scan.stop === 'visitor') {
+          done = true;
+        } else if (scan.stop !== null && !isLast) {
+          this.reportCorrupt(seg, scan.goodEnd);
+        }
+        offset = Math.max(offset, scan.nextOffset);
+      } finally {
+        await fh.close();
+      }
+    }
+    const lastMessage = messages[messages.length - 1];
+    return { messages, next: lastMessage === undefined ? Math.min(offset, high) : lastMessage.offset + 1, byteLimited };
+  }
+
+  private reportCorrupt(seg: Segment, position: number): void {
+    if (seg.corruptReported) return;
+    seg.corruptReported = true;
+    this.cfg.onCorruptRecord({ topic: this.cfg.topic, partition: this.cfg.partition, segment: seg.path, position });
+  }
+
+  /** Stops taking appends, lets queued ones finish, fsyncs (unless 'never') and closes the file. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    this.closed = true;
+    while (this.pumping !== null) await this.pumping;
+    if (this.refreshing !== null) await this.refreshing.catch(() => undefined);
+    const fh = this.active;
+    this.active = null;
+    if (fh === null) return;
+    try {
+      if (this.dirty && this.cfg.fsync !== 'never' && this.broken === null) await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+async function writeFully(fh: FileHandle, buf: Buffer): Promise<void> {
+  let written = 0;
+  while (written < buf.length) {
+    const { bytesWritten } = await fh.write(buf, written, buf.length - written);
+    if (bytesWritten === 0) throw new Error('write made no progress');
+    written += bytesWritten;
+  }
+}

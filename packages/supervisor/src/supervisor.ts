@@ -1,0 +1,135 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type ServiceName = 'edge' | 'normalizer' | 'sink-writer';
+
+/** The repository root, found from this file so callers may run from anywhere. */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+export interface ServiceProcess {
+  name: ServiceName;
+  child: ChildProcess;
+  url: string;
+  /** SIGTERM and wait (drains); SIGKILL after the grace period. Idempotent. */
+  stop(graceMs?: number): Promise<void>;
+  /** kill -9, for crash tests. */
+  kill9(): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+export interface StartOptions {
+  env: Record<string, string>;
+  port: number;
+  /** Where stdout/stderr go; 'inherit' to share the terminal. */
+  logFile?: string | 'inherit';
+  readyTimeoutMs?: number;
+}
+
+const PORT_ENV: Record<ServiceName, string> = { edge: 'EDGE_PORT', normalizer: 'NORMALIZER_PORT', 'sink-writer': 'SINK_PORT' };
+
+export async function startService(name: ServiceName, opts: StartOptions): Promise<ServiceProcess> {
+  const main = path.join(REPO_ROOT, 'services', name, 'src', 'main.ts');
+  const tsx = path.join(REPO_ROOT, 'node_modules', '.bin', 'tsx');
+  let out: WriteStream | undefined;
+  const stdio: 'inherit' | ['ignore', 'pipe', 'pipe'] = opts.logFile === 'inherit' ? 'inherit' : ['ignore', 'pipe', 'pipe'];
+  const child = spawn(tsx, [main], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...opts.env, [PORT_ENV[name]]: String(opts.port) },
+    stdio,
+  });
+  if (opts.logFile && opts.logFile !== 'inherit') {
+    mkdirSync(path.dirname(opts.logFile), { recursive: true });
+    out = createWriteStream(opts.logFile, { flags: 'a' });
+    child.stdout?.pipe(out);
+    child.stderr?.pipe(out);
+  } else if (opts.logFile !== 'inherit') {
+    child.stdout?.resume();
+    child.stderr?.resume();
+  }
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${opts.port}`;
+  await waitHealthy(url, opts.readyTimeoutMs ?? 60_000, exited, name);
+
+  let stopped: Promise<void> | undefined;
+  const stop = (graceMs = 15_000): Promise<void> => {
+    stopped ??= (async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(t);
+      out?.end();
+    })();
+    return stopped;
+  };
+  const kill9 = async () => {
+    child.kill('SIGKILL');
+    await exited;
+    out?.end();
+  };
+  return { name, child, url, stop, kill9, exited };
+}
+
+async function waitHealthy(url: string, timeoutMs: number, exited: Promise<number | null>, name: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let done = false;
+  let exitCode: number | null = null;
+  void exited.then((c) => {
+    done = true;
+    exitCode = c;
+  });
+  while (Date.now() < deadline) {
+    if (done) throw new Error(`${name} exited with code ${exitCode} before becoming healthy`);
+    try {
+      const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
+      if (r.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  throw new Error(`${name} was not healthy at ${url} within ${timeoutMs} ms`);
+}
+
+export interface Stack {
+  edge: ServiceProcess;
+  normalizer: ServiceProcess;
+  sink: ServiceProcess;
+  edgeUrl: string;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  env: Record<string, string>;
+  ports: { edge: number; normalizer: number; sink: number };
+  logDir?: string | 'inherit';
+}
+
+/** Starts sink writer, normalizer, edge (downstream first, so the edge never forwards into nothing). */
+export async function startStack(o: StackOptions): Promise<Stack> {
+  const env = {
+    ...o.env,
+    EDGE_PORT: String(o.ports.edge),
+    NORMALIZER_PORT: String(o.ports.normalizer),
+    SINK_PORT: String(o.ports.sink),
+  };
+  const log = (n: string) => (o.logDir === 'inherit' ? 'inherit' : o.logDir ? path.join(o.logDir, `${n}.log`) : undefined);
+  const opt = (n: string, port: number): StartOptions => ({ env, port, ...(log(n) ? { logFile: log(n) as string } : {}) });
+  const sink = await startService('sink-writer', opt('sink-writer', o.ports.sink));
+  const normalizer = await startService('normalizer', opt('normalizer', o.ports.normalizer));
+  const edge = await startService('edge', opt('edge', o.ports.edge));
+  return {
+    edge,
+    normalizer,
+    sink,
+    edgeUrl: edge.url,
+    // Upstream first: the edge stops taking requests, then what is in flight drains downwards.
+    stop: async () => {
+      await edge.stop();
+      await normalizer.stop();
+      await sink.stop();
+    },
+  };
+}
