@@ -13,3 +13,6 @@ export type {
   DurableLog,
 } from './types.ts';
 export { createKafkaLog } from './kafka/index.ts';
+export { createEmbeddedLog, type EmbeddedLog, type EmbeddedLogOptions } from './embedded/index.ts';
+export { openLog } from './open.ts';
+export type { OpenLogOptions } from './open.ts';

@@ -98,16 +98,15 @@ export class EmbeddedConsumer implements LogConsumer {
     try {
       const cursors: PartitionCursor[] = [];
       for (const partition of topic.partitions) {
-        const { low, high } = await partition.offsets();
-        const committed = await this.host.committedOffset(group, topicName, partition.id);
-        let fetch = committed ?? low;
-        // Start inside the retained range: below it the data is gone (retention), above it the log
-        // lost its tail in a crash; either way the closest retained offset is the useful one.
-        if (committed !== undefined && (committed < low || committed > high)) {
-          fetch = committed < low ? low : high;
-          this.host.noteOffsetReset();
+        for (let attempt = 0; !this.closed; attempt++) {
+          try {
+            cursors.push(await this.startCursor(partition));
+            break;
+          } catch (err) {
+            this.host.onError(err, { group, topic: topicName, partition: partition.id, phase: 'read', attempt });
+            await this.sleep(this.backoff(attempt));
+          }
         }
-        cursors.push({ partition, fetch, pending: [], pendingBytes: 0, full: false, since: 0 });
       }
       let readFailures = 0;
       while (!this.closed) {
@@ -146,6 +145,19 @@ export class EmbeddedConsumer implements LogConsumer {
     } finally {
       release();
     }
+  }
+
+  private async startCursor(partition: Partition): Promise<PartitionCursor> {
+    const { low, high } = await partition.offsets();
+    const committed = await this.host.committedOffset(this.opts.group, this.opts.topic, partition.id);
+    let fetch = committed ?? low;
+    // Start inside the retained range: below it the data is gone (retention), above it the log
+    // lost its tail in a crash; either way the closest retained offset is the useful one.
+    if (committed !== undefined && (committed < low || committed > high)) {
+      fetch = committed < low ? low : high;
+      this.host.noteOffsetReset();
+    }
+    return { partition, fetch, pending: [], pendingBytes: 0, full: false, since: 0 };
   }
 
   private async fill(c: PartitionCursor): Promise<void> {

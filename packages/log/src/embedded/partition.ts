@@ -104,10 +104,6 @@ export class Partition {
     return p;
   }
 
-  get topic(): string {
-    return this.cfg.topic;
-  }
-
   get id(): number {
     return this.cfg.partition;
   }
@@ -506,8 +502,9 @@ export class Partition {
         };
         let start = seg.lookup(offset);
         let scan = await scanRecords(fh, start.position, end, start.offset, visit);
-        if (scan.stop === 'corrupt' && scan.goodEnd === start.position && start.position > 0) {
-          // The index pointed somewhere wrong: forget it and walk from the segment start.
+        if ((scan.stop === 'corrupt' || scan.stop === 'torn') && scan.goodEnd === start.position && start.position > 0) {
+          // The index pointed somewhere wrong (mid-record reads as torn or corrupt): forget it and
+          // walk from the segment start.
           seg.resetIndex();
           start = { position: 0, offset: seg.base };
           scan = await scanRecords(fh, 0, end, seg.base, visit);

@@ -48,9 +48,11 @@ export class KafkaLogAdmin implements LogAdmin {
   }
 
   async ensureTopic(topic: string, partitions: number): Promise<void> {
-    await this.call(`create topic ${topic}`, (admin) =>
+    await this.call(`create topic ${topic}`, async (admin) => {
+      // Looking first keeps every service start from logging a broker-side TOPIC_ALREADY_EXISTS.
+      if ((await admin.listTopics()).includes(topic)) return false;
       // Resolves false when the topic already exists; its partition count is then left alone.
-      admin.createTopics({
+      return admin.createTopics({
         waitForLeaders: true,
         timeout: this.opts.requestTimeoutMs,
         topics: [
@@ -60,8 +62,8 @@ export class KafkaLogAdmin implements LogAdmin {
             ...(this.opts.replicationFactor !== undefined ? { replicationFactor: this.opts.replicationFactor } : {}),
           },
         ],
-      }),
-    );
+      });
+    });
   }
 
   async partitions(topic: string): Promise<PartitionOffsets[]> {

@@ -1,6 +1,5 @@
 import type { Consumer, ConsumerCrashEvent, EachBatchPayload, Kafka } from 'kafkajs';
 import {
-  LogUnavailableError,
   type BatchHandler,
   type ConsumerOptions,
   type LogConsumer,
@@ -9,7 +8,7 @@ import {
 } from '../types.ts';
 import { describeError, type BackendLogger } from './logging.ts';
 import type { ResolvedOptions } from './options.ts';
-import { backoffMs, sleep, toStoredMessage, unavailable, withDeadline } from './util.ts';
+import { backoffMs, sleep, toStoredMessage, withDeadline } from './util.ts';
 
 /**
  * Cuts one partition's fetched messages into handler batches of at most `maxMessages` messages and
@@ -55,9 +54,10 @@ function isRebalance(err: unknown): boolean {
 export class KafkaLogConsumer implements LogConsumer {
   private consumer: Consumer | undefined;
   private handler: BatchHandler | undefined;
+  private running: Promise<void> | undefined;
+  private starting: Promise<{ dead: Promise<unknown> }> | undefined;
   private readonly abort = new AbortController();
-  private restartTimer: NodeJS.Timeout | undefined;
-  private restarts = 0;
+  private readonly aborted: Promise<void>;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -66,24 +66,57 @@ export class KafkaLogConsumer implements LogConsumer {
     private readonly opts: ResolvedOptions,
     private readonly logger: BackendLogger,
     private readonly onClosed: () => void,
-  ) {}
+  ) {
+    this.aborted = new Promise((resolve) => this.abort.signal.addEventListener('abort', () => resolve(), { once: true }));
+  }
 
   private get closed(): boolean {
     return this.abort.signal.aborted;
   }
 
   /**
-   * Resolves once the consumer has connected and subscribed; batches are then delivered in the
-   * background until close(). Rejects with LogUnavailableError if it cannot start at all.
+   * Consumes until close(), then resolves (as the embedded log does). A broker that is down or a
+   * topic that does not exist yet is retried with backoff, never a reason to give up: a loader
+   * that stopped consuming would look healthy while its lag grows.
    */
-  async run(handler: BatchHandler): Promise<void> {
-    if (this.closed) throw new LogUnavailableError('kafka: consumer is closed');
-    if (this.handler) throw new Error('LogConsumer.run may be called once');
+  run(handler: BatchHandler): Promise<void> {
+    if (this.handler) return Promise.reject(new Error('LogConsumer.run may be called once'));
+    if (this.closed) return Promise.resolve();
     this.handler = handler;
-    await this.start();
+    this.running = this.supervise();
+    return this.running;
   }
 
-  private async start(): Promise<void> {
+  private async supervise(): Promise<void> {
+    const { group, topic } = this.options;
+    let attempt = 0;
+    while (!this.closed) {
+      let failure: unknown;
+      const startedAt = Date.now();
+      try {
+        const starting = this.start();
+        this.starting = starting;
+        const { dead } = await starting.finally(() => {
+          if (this.starting === starting) this.starting = undefined;
+        });
+        failure = await Promise.race([dead, this.aborted]);
+      } catch (err) {
+        failure = err;
+      }
+      if (this.closed) break;
+      // A consumer that ran for a while earned a fresh, short backoff.
+      attempt = Date.now() - startedAt > 60_000 ? 1 : attempt + 1;
+      this.logger.warn('consumer not running; retrying', { group, topic, attempt, ...describeError(failure) });
+      await sleep(backoffMs(attempt, this.opts.handlerBackoffMs.min, this.opts.handlerBackoffMs.max), this.abort.signal);
+    }
+  }
+
+  /**
+   * Connects, subscribes and starts a kafkajs consumer. Resolves once it runs, with a promise that
+   * resolves (with the cause) if that consumer later dies for good. (Wrapped in an object: an async
+   * function returning a bare promise would wait for it.)
+   */
+  private async start(): Promise<{ dead: Promise<unknown> }> {
     const { group, topic, maxBatchBytes, maxWaitMs } = this.options;
     const consumer = this.kafka.consumer({
       groupId: group,
@@ -96,12 +129,22 @@ export class KafkaLogConsumer implements LogConsumer {
       maxBytesPerPartition: Math.max(maxBatchBytes, 1 << 20),
       retry: {
         ...this.opts.retry,
-        // "Keep retrying until close": kafkajs restarts a crashed consumer only if this says so.
+        // kafkajs restarts a consumer after a retriable crash only if this says so.
         restartOnFailure: () => Promise.resolve(!this.closed),
       },
     });
+    let died!: (cause: unknown) => void;
+    const dead = new Promise<unknown>((resolve) => {
+      died = resolve;
+    });
+    consumer.on(consumer.events.CRASH, (event: ConsumerCrashEvent) => {
+      const { error, restart } = event.payload;
+      this.logger.error('consumer crashed', { group, topic, restart, ...describeError(error) });
+      // kafkajs restarts retriable crashes itself; after any other the group would be silently
+      // dead, so the supervisor starts a new kafkajs consumer.
+      if (!restart) died(error);
+    });
     this.consumer = consumer;
-    consumer.on(consumer.events.CRASH, (event: ConsumerCrashEvent) => this.onCrash(consumer, event));
     try {
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });
@@ -110,38 +153,18 @@ export class KafkaLogConsumer implements LogConsumer {
         eachBatchAutoResolve: false,
         eachBatch: (payload) => this.eachBatch(payload),
       });
-      this.restarts = 0;
     } catch (err) {
-      this.consumer = undefined;
-      await withDeadline(consumer.disconnect(), this.opts.closeTimeoutMs, 'consumer disconnect').catch(
-        (e: unknown) => this.logger.debug('disconnect after failed start failed', describeError(e)),
-      );
-      throw unavailable(`consumer ${group} on ${topic}`, err);
+      await this.disconnect(consumer);
+      throw err;
     }
+    return { dead };
   }
 
-  private onCrash(consumer: Consumer, event: ConsumerCrashEvent): void {
-    const { error, restart } = event.payload;
-    this.logger.error('consumer crashed', { group: this.options.group, restart, ...describeError(error) });
-    // kafkajs restarts retriable crashes itself; a non-retriable one would leave the group silently
-    // dead, so start a new kafkajs consumer after a backoff instead.
-    if (restart || this.closed || consumer !== this.consumer) return;
-    this.consumer = undefined;
-    this.scheduleRestart();
-  }
-
-  private scheduleRestart(): void {
-    this.restarts++;
-    const delay = backoffMs(this.restarts, this.opts.handlerBackoffMs.min, this.opts.handlerBackoffMs.max);
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = undefined;
-      if (this.closed) return;
-      this.start().catch((err: unknown) => {
-        this.logger.error('consumer restart failed', { group: this.options.group, ...describeError(err) });
-        if (!this.closed) this.scheduleRestart();
-      });
-    }, delay);
-    this.restartTimer.unref();
+  private async disconnect(consumer: Consumer): Promise<void> {
+    if (this.consumer === consumer) this.consumer = undefined;
+    await withDeadline(consumer.disconnect(), this.opts.closeTimeoutMs, 'consumer disconnect').catch((err: unknown) =>
+      this.logger.warn('consumer did not disconnect cleanly', describeError(err)),
+    );
   }
 
   private async eachBatch(payload: EachBatchPayload): Promise<void> {
@@ -214,17 +237,14 @@ export class KafkaLogConsumer implements LogConsumer {
   }
 
   private async doClose(): Promise<void> {
-    // Wakes a handler backoff; the batch in flight finishes and commits, nothing new starts.
+    // Wakes a handler or restart backoff; the batch in flight finishes and commits, nothing new starts.
     this.abort.abort();
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    const consumer = this.consumer;
-    this.consumer = undefined;
     try {
-      if (consumer) {
-        await withDeadline(consumer.disconnect(), this.opts.closeTimeoutMs, 'consumer disconnect').catch(
-          (err: unknown) => this.logger.warn('consumer did not disconnect cleanly', describeError(err)),
-        );
-      }
+      // A start under way would otherwise bring a consumer up after we disconnected it.
+      await this.starting?.catch(() => undefined);
+      const consumer = this.consumer;
+      if (consumer) await this.disconnect(consumer);
+      await this.running;
     } finally {
       this.onClosed();
     }

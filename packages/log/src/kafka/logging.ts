@@ -40,7 +40,11 @@ export function kafkajsLogCreator(sink: LogSink): logCreator {
     ({ namespace, label, log }) => {
       const { timestamp, message, logger: _logger, ...extra } = log;
       if (SUPPRESSED.has(message)) return;
-      sink({ time: timestamp, level: label.toLowerCase(), component: 'kafkajs', namespace, msg: message, ...extra });
+      // kafkajs logs every error response at ERROR in its Connection namespace, including the
+      // retriable ones it then retries (coordinator loading, leader moving). Whatever is not
+      // retried away reaches the caller as a LogUnavailableError, which is the error to alert on.
+      const level = namespace === 'Connection' && message.startsWith('Response ') ? 'warn' : label.toLowerCase();
+      sink({ time: timestamp, level, component: 'kafkajs', namespace, msg: message, ...extra });
     };
 }
 
