@@ -70,7 +70,7 @@ cmd_fetch() {
   exec 9>"$CACHE_DIR/.lock"
   flock 9
   if [[ -f "$LIBS/.complete" && "$(cat "$LIBS/.complete")" == "$stamp" ]]; then
-    flock -u 9
+    exec 9>&-
     return 0
   fi
   local tmp="$LIBS.tmp.$$"
@@ -85,7 +85,8 @@ cmd_fetch() {
   echo "$stamp" >"$tmp/.complete"
   rm -rf "$LIBS"
   mv "$tmp" "$LIBS"
-  flock -u 9
+  # Closing releases the lock, and keeps the descriptor out of the broker this shell may start.
+  exec 9>&-
   echo "kafka jars cached in $LIBS"
 }
 
@@ -143,7 +144,7 @@ cmd_start() {
   local pid
   if pid="$(running_pid)"; then
     if port_open "$KAFKA_PORT"; then
-      echo "kafka up on $HOST:$KAFKA_PORT"
+      echo "kafka already up on $HOST:$KAFKA_PORT"
       return 0
     fi
     die "a broker (pid $pid) is running from $RUN_DIR but not accepting on $KAFKA_PORT; run stop first"
@@ -162,22 +163,24 @@ cmd_start() {
   local jvm=(-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:-UsePerfData -Djava.awt.headless=true
     "-Dkafka.logs.dir=$RUN_DIR")
 
-  # A fresh cluster id per start: state never leaks between test runs.
+  # A fresh cluster id per start: state never leaks between test runs. Passed with "=" because a
+  # base64url id may start with "-", which the option parser would take for a flag.
   local cluster_id
   cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
   if ! java -Xmx256m "${jvm[@]}" "-Dlog4j.configuration=file:$RUN_DIR/log4j-tools.properties" \
-      -cp "$cp" kafka.tools.StorageTool format -t "$cluster_id" -c "$RUN_DIR/server.properties" \
+      -cp "$cp" kafka.tools.StorageTool format "--cluster-id=$cluster_id" -c "$RUN_DIR/server.properties" \
       >"$RUN_DIR/format.log" 2>&1; then
     cat "$RUN_DIR/format.log" >&2
     die "formatting KRaft storage in $DATA_DIR failed"
   fi
 
   # setsid: the broker outlives the shell or test runner that started it (stop is explicit), and
-  # a Ctrl-C in that terminal does not reach it. It execs, so $! is the JVM's pid.
+  # a Ctrl-C in that terminal does not reach it. It execs, so $! is the JVM's pid. 8>&-: the
+  # broker must not inherit the port lock, or it would hold it for its whole life.
   # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS is a list of flags
   setsid java $KAFKA_HEAP_OPTS "${jvm[@]}" "-Dlog4j.configuration=file:$RUN_DIR/log4j.properties" \
     -cp "$cp" kafka.Kafka "$RUN_DIR/server.properties" \
-    >>"$LOG_FILE" 2>&1 </dev/null &
+    >>"$LOG_FILE" 2>&1 </dev/null 8>&- &
   pid=$!
   echo "$pid" >"$PID_FILE"
 
@@ -233,9 +236,18 @@ cmd_status() {
   return 3
 }
 
+# Two starters at once (parallel test files) must not both launch a kafka on one port: start and
+# stop of one port are serialized, and the second starter finds the first one's server running.
+with_port_lock() {
+  mkdir -p "$HERE/.run"
+  exec 8>"$HERE/.run/kafka-$KAFKA_PORT.lock"
+  flock 8
+  "$@"
+}
+
 case "${1:-}" in
-  start) cmd_start ;;
-  stop) cmd_stop ;;
+  start) with_port_lock cmd_start ;;
+  stop) with_port_lock cmd_stop ;;
   status) cmd_status ;;
   fetch) cmd_fetch ;;
   *)

@@ -50,9 +50,9 @@ ensure_installed() {
     sudo=(sudo -n)
   fi
   echo "redis.sh: installing redis-server with apt-get" >&2
-  "${sudo[@]}" apt-get update -qq >&2
+  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
   # redis-tools (redis-cli) comes with redis-server as a dependency.
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
     redis-server >&2
 }
 
@@ -60,7 +60,7 @@ cmd_start() {
   local pid
   if pid="$(running_pid)"; then
     ping_ok || die "redis (pid $pid) from $RUN_DIR is running but does not answer PING"
-    echo "redis up on $HOST:$REDIS_PORT"
+    echo "redis already up on $HOST:$REDIS_PORT"
     return 0
   fi
   port_open && die "port $REDIS_PORT is already in use by another process"
@@ -69,10 +69,11 @@ cmd_start() {
   rm -f "$PID_FILE"
   : >"$LOG_FILE"
 
-  # save "" and appendonly no: test state must never survive a restart (or fill the disk).
+  # save "" and appendonly no: test state must never survive a restart (or fill the disk). 8>&-:
+  # the daemon must not inherit the port lock, or it would hold it for its whole life.
   if ! redis-server --bind "$HOST" --port "$REDIS_PORT" --protected-mode yes \
       --save "" --appendonly no --dir "$RUN_DIR" \
-      --daemonize yes --pidfile "$PID_FILE" --logfile "$LOG_FILE" >&2; then
+      --daemonize yes --pidfile "$PID_FILE" --logfile "$LOG_FILE" >&2 8>&-; then
     die "redis-server failed to start"
   fi
 
@@ -119,9 +120,18 @@ cmd_status() {
   return 3
 }
 
+# Two starters at once (parallel test files) must not both launch a redis on one port: start and
+# stop of one port are serialized, and the second starter finds the first one's server running.
+with_port_lock() {
+  mkdir -p "$HERE/.run"
+  exec 8>"$HERE/.run/redis-$REDIS_PORT.lock"
+  flock 8
+  "$@"
+}
+
 case "${1:-}" in
-  start) cmd_start ;;
-  stop) cmd_stop ;;
+  start) with_port_lock cmd_start ;;
+  stop) with_port_lock cmd_stop ;;
   status) cmd_status ;;
   *)
     echo "usage: $0 start|stop|status" >&2

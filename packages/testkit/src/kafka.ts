@@ -28,7 +28,10 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaHan
   }
   const env: Record<string, string> = { KAFKA_PORT: String(port) };
   if (opts.controllerPort !== undefined) env['KAFKA_CONTROLLER_PORT'] = String(opts.controllerPort);
-  await runLocalScript('deploy/local/kafka.sh', ['start'], env, START_TIMEOUT_MS);
+  const said = await runLocalScript('deploy/local/kafka.sh', ['start'], env, START_TIMEOUT_MS);
+  // Another test process started it between our probe and the script (which serializes starts):
+  // that process owns it and stops it.
+  if (said.includes('already up')) return { brokers, reused: true, stop: () => Promise.resolve() };
   let stopping: Promise<void> | undefined;
   return {
     brokers,

@@ -26,7 +26,10 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisHan
     return { url, reused: true, stop: () => Promise.resolve() };
   }
   const env = { REDIS_PORT: String(port) };
-  await runLocalScript('deploy/local/redis.sh', ['start'], env, START_TIMEOUT_MS);
+  const said = await runLocalScript('deploy/local/redis.sh', ['start'], env, START_TIMEOUT_MS);
+  // Another test process started it between our probe and the script (which serializes starts):
+  // that process owns it and stops it.
+  if (said.includes('already up')) return { url, reused: true, stop: () => Promise.resolve() };
   let stopping: Promise<void> | undefined;
   return {
     url,
