@@ -154,7 +154,8 @@ describe.each(MODES)('pipeline end to end (%s log, chDB)', (mode) => {
     const key = await stack.tenant(tenantId('hostile'));
     const limit = stack.config.edge.bodyLimitBytes;
     const bomb = gzipSync(Buffer.alloc(limit * 20, 0x20)); // ~1000:1 of spaces
-    const oneOver = '[' + ' '.repeat(limit - 1) + ']';
+    const atLimit = '[' + ' '.repeat(limit - 2) + ']';
+    expect(Buffer.byteLength(atLimit)).toBe(limit);
     const deep = '['.repeat(10_000) + ']'.repeat(10_000);
     const cases: Array<{ name: string; raw: Buffer | string; headers?: Record<string, string>; status: number; code: string }> = [
       { name: 'broken JSON', raw: '[{"type":"log",', status: 400, code: 'INGEST_ERR_INVALID_JSON' },
@@ -163,7 +164,7 @@ describe.each(MODES)('pipeline end to end (%s log, chDB)', (mode) => {
       { name: '__proto__', raw: '[{"type":"log","timestamp":1,"data":{"__proto__":{"polluted":true}}}]', status: 400, code: 'INGEST_ERR_FORBIDDEN_KEY' },
       { name: 'constructor.prototype', raw: '[{"constructor":{"prototype":{"x":1}}}]', status: 400, code: 'INGEST_ERR_FORBIDDEN_KEY' },
       { name: '10,000-deep nesting', raw: deep, status: 400, code: 'INGEST_ERR_NESTING_TOO_DEEP' },
-      { name: 'one byte over the limit', raw: oneOver + ' ', status: 413, code: 'INGEST_ERR_BODY_TOO_LARGE' },
+      { name: 'one byte over the limit', raw: atLimit + ' ', status: 413, code: 'INGEST_ERR_BODY_TOO_LARGE' },
       { name: 'invalid UTF-8', raw: Buffer.from([0x5b, 0x22, 0xc3, 0x28, 0x22, 0x5d]), status: 400, code: 'INGEST_ERR_INVALID_UTF8' },
       { name: 'corrupt gzip', raw: Buffer.from('not gzip at all'), headers: { 'content-encoding': 'gzip' }, status: 400, code: 'INGEST_ERR_DECOMPRESSION_FAILED' },
       { name: 'unknown encoding', raw: '[]', headers: { 'content-encoding': 'br' }, status: 415, code: 'INGEST_ERR_UNSUPPORTED_ENCODING' },
@@ -176,7 +177,7 @@ describe.each(MODES)('pipeline end to end (%s log, chDB)', (mode) => {
       expect(r.body.error?.message.length).toBeGreaterThan(0);
     }
     // Exactly at the limit is fine (and holds no entries, so it is the batch that is refused, not the size).
-    expect((await postIngest(stack.edgeUrl, key, undefined, { raw: oneOver })).body.error?.code).toBe('INGEST_ERR_EMPTY_BATCH');
+    expect((await postIngest(stack.edgeUrl, key, undefined, { raw: atLimit })).body.error?.code).toBe('INGEST_ERR_EMPTY_BATCH');
     for (const svc of [stack.edgeUrl, stack.sinkUrl]) expect((await fetch(new URL('/healthz', svc))).status).toBe(200);
     expect((await postIngest(stack.edgeUrl, key, [logEntry(1)])).status).toBe(200);
   });

@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { IngestError, ingestError, type ErrorBody } from '@ingest/contracts';
 import type { ServiceMetrics } from './metrics.ts';
 
@@ -14,7 +14,12 @@ export interface ServiceBasicsOptions {
   readiness: () => Promise<Readiness> | Readiness;
   /** Extra status for `ingestctl status` (budget use, lag...). */
   status?: () => Promise<Record<string, unknown>> | Record<string, unknown>;
+  /** The authenticated tenant of a request, for metric labels ('-' when there is none). */
+  tenantOf?: (req: FastifyRequest) => string | undefined;
 }
+
+const ERROR_CODE = Symbol('ingestErrorCode');
+type CodedReply = FastifyReply & { [ERROR_CODE]?: string };
 
 /** Maps any error a route or fastify raises to the catalog's IngestError. */
 export function toIngestError(err: unknown): IngestError {
@@ -41,6 +46,7 @@ export function toIngestError(err: unknown): IngestError {
 }
 
 export function sendError(reply: FastifyReply, err: IngestError): FastifyReply {
+  (reply as CodedReply)[ERROR_CODE] = err.code;
   if (err.retryAfterSeconds !== undefined) void reply.header('retry-after', String(err.retryAfterSeconds));
   for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
   const body: ErrorBody = err.toBody();
@@ -58,6 +64,8 @@ export function installServiceBasics(app: FastifyInstance, opts: ServiceBasicsOp
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, status: String(reply.statusCode) });
     metrics.requestDuration.observe({ route }, reply.elapsedTime / 1000);
+    const code = (reply as CodedReply)[ERROR_CODE];
+    if (code) metrics.rejectedRequests.inc({ tenant: opts.tenantOf?.(req) ?? '-', reason: code });
   });
 
   app.setErrorHandler((err, req, reply) => {

@@ -11,6 +11,8 @@ export interface ServiceMetrics {
   /** Every entry that did not make it, by reason = its INGEST_ERR_ code (Mimir's discarded_samples). */
   discarded: Counter<'tenant' | 'reason'>;
   accepted: Counter<'tenant'>;
+  /** Every request answered with an error, by its INGEST_ERR_ code — whole requests, not entries. */
+  rejectedRequests: Counter<'tenant' | 'reason'>;
   inflightBytes: Gauge;
   inflightEntries: Gauge;
 }
@@ -31,6 +33,7 @@ export function createServiceMetrics(service: string, opts: { defaultMetrics?: b
     }),
     discarded: new Counter({ name: 'ingest_discarded_entries_total', help: 'Entries not accepted, by tenant and reason (an INGEST_ERR_ code)', labelNames: ['tenant', 'reason'], registers: [registry] }),
     accepted: new Counter({ name: 'ingest_accepted_entries_total', help: 'Entries accepted by this stage', labelNames: ['tenant'], registers: [registry] }),
+    rejectedRequests: new Counter({ name: 'ingest_rejected_requests_total', help: 'Requests answered with an error, by tenant and reason (an INGEST_ERR_ code)', labelNames: ['tenant', 'reason'], registers: [registry] }),
     inflightBytes: new Gauge({ name: 'ingest_inflight_bytes', help: 'Bytes held by requests in flight in this stage', registers: [registry] }),
     inflightEntries: new Gauge({ name: 'ingest_inflight_entries', help: 'Entries held by requests in flight in this stage', registers: [registry] }),
   };

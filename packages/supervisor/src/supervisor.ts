@@ -31,10 +31,11 @@ const PORT_ENV: Record<ServiceName, string> = { edge: 'EDGE_PORT', normalizer: '
 
 export async function startService(name: ServiceName, opts: StartOptions): Promise<ServiceProcess> {
   const main = path.join(REPO_ROOT, 'services', name, 'src', 'main.ts');
-  const tsx = path.join(REPO_ROOT, 'node_modules', '.bin', 'tsx');
   let out: WriteStream | undefined;
   const stdio: 'inherit' | ['ignore', 'pipe', 'pipe'] = opts.logFile === 'inherit' ? 'inherit' : ['ignore', 'pipe', 'pipe'];
-  const child = spawn(tsx, [main], {
+  // node itself with tsx loaded in-process: the child *is* the service, so a signal (or kill -9)
+  // reaches it, not a wrapper that would leave the service running.
+  const child = spawn(process.execPath, ['--import', 'tsx', main], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...opts.env, [PORT_ENV[name]]: String(opts.port) },
     stdio,

@@ -1,4 +1,5 @@
-import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { generateApiKey } from './keys.ts';
 
@@ -52,7 +53,7 @@ export async function readTenants(file: string): Promise<TenantsDoc> {
 /** Atomic replace: readers (the edges) see the old or the new file, never half of one. */
 export async function writeTenants(file: string, doc: TenantsDoc): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const fh = await open(tmp, 'w', 0o600);
   try {
     await fh.writeFile(JSON.stringify(doc, null, 2) + '\n');
@@ -72,35 +73,75 @@ export async function tenantsFileVersion(file: string): Promise<string> {
   }
 }
 
+/**
+ * Read-modify-write of the tenants file under a lock: an O_EXCL lock file across processes (two
+ * operators, or a test and a CLI) and a promise chain within one. The lock is short-lived; a lock
+ * older than 10 s is taken to be left by a crashed writer and broken.
+ */
+let local: Promise<unknown> = Promise.resolve();
+
+export function withTenantsLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const run = local.then(() => withFileLock(file + '.lock', fn));
+  local = run.catch(() => undefined);
+  return run;
+}
+
+async function withFileLock<T>(lockFile: string, fn: () => Promise<T>): Promise<T> {
+  await mkdir(path.dirname(lockFile), { recursive: true });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      const fh = await open(lockFile, 'wx');
+      await fh.close();
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const age = await stat(lockFile).then((s) => Date.now() - s.mtimeMs, () => 0);
+      if (age > 10_000) await unlink(lockFile).catch(() => undefined);
+      else if (Date.now() > deadline) throw new Error(`${lockFile} is held by another writer; remove it if no ingestctl is running`);
+      else await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await unlink(lockFile).catch(() => undefined);
+  }
+}
+
 /** Adds a tenant (or a key to an existing one) and returns the new key — shown once, never stored. */
 export async function addTenantKey(file: string, tenant: string, limits?: TenantLimits): Promise<{ apiKey: string; prefix: string; created: boolean }> {
   if (!validTenantId(tenant)) throw new Error(`tenant id "${tenant.slice(0, 64)}" must match ${TENANT_RE}`);
-  const doc = await readTenants(file);
-  const now = new Date().toISOString();
-  const k = generateApiKey();
-  const existing = doc.tenants[tenant];
-  const rec: TenantRecord = existing ?? { keys: [], limits: {}, createdAt: now };
-  rec.keys.push({ prefix: k.prefix, sha256: k.sha256, createdAt: now, revokedAt: null });
-  if (limits) rec.limits = { ...rec.limits, ...limits };
-  doc.tenants[tenant] = rec;
-  await writeTenants(file, doc);
-  return { apiKey: k.key, prefix: k.prefix, created: existing === undefined };
+  return withTenantsLock(file, async () => {
+    const doc = await readTenants(file);
+    const now = new Date().toISOString();
+    const k = generateApiKey();
+    const existing = doc.tenants[tenant];
+    const rec: TenantRecord = existing ?? { keys: [], limits: {}, createdAt: now };
+    rec.keys.push({ prefix: k.prefix, sha256: k.sha256, createdAt: now, revokedAt: null });
+    if (limits) rec.limits = { ...rec.limits, ...limits };
+    doc.tenants[tenant] = rec;
+    await writeTenants(file, doc);
+    return { apiKey: k.key, prefix: k.prefix, created: existing === undefined };
+  });
 }
 
 /** Revokes every live key of the tenant whose prefix starts with the given text; returns how many. */
 export async function revokeTenantKey(file: string, tenant: string, prefix: string): Promise<number> {
-  const doc = await readTenants(file);
-  const rec = doc.tenants[tenant];
-  if (!rec) throw new Error(`no tenant "${tenant.slice(0, 64)}"`);
   if (prefix.length < 4) throw new Error('give at least 4 characters of the key prefix');
-  let n = 0;
-  const now = new Date().toISOString();
-  for (const k of rec.keys) {
-    if (k.revokedAt === null && k.prefix.startsWith(prefix)) {
-      k.revokedAt = now;
-      n++;
+  return withTenantsLock(file, async () => {
+    const doc = await readTenants(file);
+    const rec = doc.tenants[tenant];
+    if (!rec) throw new Error(`no tenant "${tenant.slice(0, 64)}"`);
+    let n = 0;
+    const now = new Date().toISOString();
+    for (const k of rec.keys) {
+      if (k.revokedAt === null && k.prefix.startsWith(prefix)) {
+        k.revokedAt = now;
+        n++;
+      }
     }
-  }
-  if (n > 0) await writeTenants(file, doc);
-  return n;
+    if (n > 0) await writeTenants(file, doc);
+    return n;
+  });
 }

@@ -33,3 +33,11 @@ describe('tenant keys', () => {
     await expect(addTenantKey(file, "a' OR 1")).rejects.toThrow(/must match/);
   });
 });
+
+describe('concurrent writers', () => {
+  it('twenty concurrent adds all land; none is lost to a read-modify-write race', async () => {
+    const file = path.join(await mkdtemp(path.join(tmpdir(), 'tenants-')), 'tenants.json');
+    await Promise.all(Array.from({ length: 20 }, (_, i) => addTenantKey(file, `t${i}`)));
+    expect(Object.keys((await readTenants(file)).tenants)).toHaveLength(20);
+  });
+});

@@ -37,7 +37,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     bodyLimit: cfg.bodyLimitBytes,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    return503OnClosing: true,
+    // Our onRequest hook answers requests that arrive while draining, with a code and Retry-After.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
   });
   const metrics = createServiceMetrics('edge', { defaultMetrics: opts.logger !== false });
@@ -56,6 +57,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       checks: { tenants: keys.lastError ?? `ok (${keys.tenantCount()} tenants)` },
     }),
     status: () => ({ budget: budget.snapshot(), tenants: keys.tenantCount() }),
+    tenantOf: (req) => req.principal?.tenant,
   });
 
   app.decorateRequest('principal', undefined);
@@ -78,6 +80,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       hook: 'onRequest',
       timeWindow: 1000,
       enableDraftSpec: true,
+      // Redis down must not become a 500: the entry/byte buckets below then answer 503 instead.
+      skipOnError: true,
       ...(opts.redis ? { redis: opts.redis, nameSpace: 'ingest:req:' } : {}),
       keyGenerator: (req: FastifyRequest) => req.principal?.tenant ?? 'anonymous',
       max: (req: FastifyRequest) => req.principal?.limits.requestsPerSecond ?? cfg.defaultRequestsPerSecond,

@@ -67,33 +67,24 @@ export async function readBody(payload: Readable, encoding: string | undefined, 
 
   if (enc === 'gzip' || enc === 'x-gzip' || enc === 'deflate') {
     const d = enc === 'deflate' ? createInflate() : createGunzip();
-    const done = new Promise<void>((resolve, reject) => {
-      d.on('data', (b: Buffer) => {
-        try {
-          push(b);
-        } catch (e) {
-          d.destroy();
-          reject(e as Error);
-        }
-      });
-      d.on('end', resolve);
-      d.on('error', (e) => reject(ingestError('INGEST_ERR_DECOMPRESSION_FAILED', [enc, e.message])));
-    });
-    // Avoid an unhandled rejection if the feeding loop below throws first; `done` is awaited below.
-    done.catch(() => undefined);
+    const onData = (chunk: Buffer) => {
+      compressed += chunk.byteLength;
+      if (compressed > maxBytes) d.destroy(tooLarge());
+    };
+    payload.on('data', onData);
+    payload.pipe(d);
     try {
-      for await (const chunk of payload) {
-        compressed += (chunk as Buffer).byteLength;
-        if (compressed > maxBytes) throw tooLarge();
-        if (d.destroyed) break;
-        if (!d.write(chunk)) await new Promise<void>((r) => d.once('drain', r));
-      }
-      d.end();
+      // Iterating the decoder applies backpressure to the request and stops at the first error,
+      // including our own "too large" thrown from push().
+      for await (const chunk of d) push(chunk as Buffer);
     } catch (e) {
+      if (e instanceof IngestError) throw e;
+      throw ingestError('INGEST_ERR_DECOMPRESSION_FAILED', [enc, (e as Error).message.slice(0, 100)]);
+    } finally {
+      payload.off('data', onData);
+      payload.unpipe(d);
       d.destroy();
-      throw e;
     }
-    await done;
     return Buffer.concat(chunks, total);
   }
 
