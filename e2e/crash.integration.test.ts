@@ -29,13 +29,16 @@ describe.each(MODES)('kill -9 of the sink writer under load (%s log)', (mode) =>
     stack = await startStack({ env, ports: { edge: port, normalizer: port + 1, sink: port + 2 }, logDir: path.join(dataDir, 'logs') });
     const edgeUrl = stack.edgeUrl;
 
-    // A producer that retries each batch with the same ids until it gets a 2xx, as the SDK does.
-    const batches = Array.from({ length: 40 }, (_, i) => batchOf(250, i * 250));
+    // Producers that retry each batch with the same ids until it gets a 2xx, as the SDK does, and
+    // keep sending fresh batches until told to stop — so load runs before, during and after the crash.
     let acked = 0;
     let failures = 0;
     let killed = false;
-    const producer = async (slice: typeof batches) => {
-      for (const b of slice) {
+    let stop = false;
+    let next = 0;
+    const producer = async () => {
+      while (!stop) {
+        const b = batchOf(250, (next++) * 250);
         for (let attempt = 0; attempt < 600; attempt++) {
           const r = await postIngest(edgeUrl, apiKey, b).catch(() => undefined);
           if (r?.status === 200) {
@@ -47,20 +50,29 @@ describe.each(MODES)('kill -9 of the sink writer under load (%s log)', (mode) =>
         }
       }
     };
-    const load = Promise.all([0, 1, 2, 3].map((k) => producer(batches.filter((_, i) => i % 4 === k))));
-    while (acked < 2500) await new Promise((r) => setTimeout(r, 20));
+    const load = Promise.all([0, 1, 2, 3].map(() => producer()));
+    const until = async (cond: () => boolean) => {
+      const deadline = Date.now() + 120_000;
+      while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    };
+    await until(() => acked >= 2500);
     await stack.sink.kill9();
     killed = true;
+    const ackedAtKill = acked;
     await new Promise((r) => setTimeout(r, 500));
     stack.sink = await startService('sink-writer', { env, port: port + 2, logFile: path.join(dataDir, 'logs', 'sink-writer.restarted.log') });
+    await until(() => acked >= ackedAtKill + 5000);
+    stop = true;
     await load;
 
+    console.log(JSON.stringify({ mode, acked, ackedAtKill, failures, next }));
     expect(killed).toBe(true);
     expect(failures).toBeGreaterThan(0); // the crash was felt by the producers
-    expect(acked).toBe(10_000);
+    // Every batch sent was eventually acknowledged, so the ids sent are exactly the ids acked.
+    expect(acked).toBe(next * 250);
     await waitLoaded(stack.sink.url, 120_000);
     const stats = (await (await fetch(`${stack.sink.url}/admin/v1/row-stats?tenant=${tenant}`)).json()) as { final: number; distinctIds: number };
-    expect(stats.distinctIds).toBe(10_000);
-    expect(stats.final).toBe(10_000);
+    expect(stats.distinctIds).toBe(acked);
+    expect(stats.final).toBe(acked);
   });
 });

@@ -12,9 +12,10 @@ export interface HopOptions {
 
 /**
  * One keep-alive hop between two of our services, and the one place that maps a downstream answer
- * onto the caller's contract: 2xx passes through; 429 stays 429 with its Retry-After and code; a
- * downstream that is down, times out or answers 5xx becomes 503 DEPENDENCY_UNAVAILABLE (the
- * producer retries, and entry ids make that safe); a 4xx with a catalog code passes through.
+ * onto the caller's contract: 2xx passes through; 429 and 503 keep their catalog code and
+ * Retry-After; a downstream that is down, times out or answers anything else 5xx becomes 503
+ * DEPENDENCY_UNAVAILABLE (the producer retries, and entry ids make that safe); a 4xx with a
+ * catalog code passes through.
  */
 export class HopClient {
   private readonly pool: Pool;
@@ -64,6 +65,11 @@ export class HopClient {
     }
     if (res.statusCode >= 400 && res.statusCode < 500 && code && isErrorCode(code)) {
       return Promise.reject(new IngestError(code, message));
+    }
+    // One of ours shedding with its own code (the log down, a replica draining): the producer sees
+    // the original reason, not "a downstream answered 503".
+    if (res.statusCode === 503 && code && isErrorCode(code)) {
+      return Promise.reject(new IngestError(code, message, { retryAfterSeconds: retryAfter }));
     }
     throw ingestError('INGEST_ERR_DEPENDENCY_UNAVAILABLE', [`${this.opts.name} answered ${res.statusCode}: ${message.slice(0, 100)}`, retryAfter], {
       retryAfterSeconds: retryAfter,

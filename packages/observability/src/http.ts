@@ -76,7 +76,8 @@ export function installServiceBasics(app: FastifyInstance, opts: ServiceBasicsOp
 
   app.setNotFoundHandler((req, reply) => sendError(reply, ingestError('INGEST_ERR_NOT_FOUND', [`${req.method} ${req.url.slice(0, 100)}`])));
 
-  app.get('/healthz', async () => ({ status: 'ok', service: opts.service }));
+  // pid lets a supervisor tell its own child from a stray process that holds the port.
+  app.get('/healthz', async () => ({ status: 'ok', service: opts.service, pid: process.pid }));
 
   app.get('/readyz', async (_req, reply) => {
     const r = await opts.readiness();

@@ -51,7 +51,7 @@ export async function startService(name: ServiceName, opts: StartOptions): Promi
   }
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = `http://127.0.0.1:${opts.port}`;
-  await waitHealthy(url, opts.readyTimeoutMs ?? 60_000, exited, name);
+  await waitHealthy(url, opts.readyTimeoutMs ?? 60_000, exited, name, child.pid);
 
   let stopped: Promise<void> | undefined;
   const stop = (graceMs = 15_000): Promise<void> => {
@@ -73,7 +73,17 @@ export async function startService(name: ServiceName, opts: StartOptions): Promi
   return { name, child, url, stop, kill9, exited };
 }
 
-async function waitHealthy(url: string, timeoutMs: number, exited: Promise<number | null>, name: string): Promise<void> {
+function killPid(pid: number | undefined): void {
+  if (pid !== undefined) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+async function waitHealthy(url: string, timeoutMs: number, exited: Promise<number | null>, name: string, pid: number | undefined): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let done = false;
   let exitCode: number | null = null;
@@ -85,8 +95,16 @@ async function waitHealthy(url: string, timeoutMs: number, exited: Promise<numbe
     if (done) throw new Error(`${name} exited with code ${exitCode} before becoming healthy`);
     try {
       const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
-      if (r.ok) return;
-    } catch {
+      if (r.ok) {
+        const body = (await r.json()) as { pid?: number };
+        if (body.pid === pid) return;
+        throw new Error(`${name}: port of ${url} is held by another process (pid ${body.pid}); stop it first`);
+      }
+    } catch (e) {
+      if ((e as Error).message.includes('held by another process')) {
+        killPid(pid);
+        throw e;
+      }
       // not listening yet
     }
     await new Promise((r) => setTimeout(r, 150));

@@ -1,0 +1,76 @@
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { IngestError } from '@ingest/contracts';
+import { decodeUtf8, exceedsDepth, parseEntries, readBody } from './read-body.ts';
+
+const limits = { maxBytes: 1 << 20, maxEntries: 100, maxDepth: 8 };
+
+async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
+  try {
+    if (typeof p === 'function') p();
+    else await p;
+  } catch (e) {
+    return e instanceof IngestError ? e.code : `not ingest: ${String(e)}`;
+  }
+  return undefined;
+}
+
+describe('readBody', () => {
+  it('stops a gzip bomb at the decompressed limit', async () => {
+    const bomb = gzipSync(Buffer.alloc(50 << 20));
+    expect(bomb.length).toBeLessThan(100 << 10);
+    expect(await codeOf(readBody(Readable.from([bomb]), 'gzip', 1 << 20))).toBe('INGEST_ERR_BODY_TOO_LARGE');
+  });
+
+  it('inflates gzip within the limit', async () => {
+    const out = await readBody(Readable.from([gzipSync('[1,2,3]')]), 'gzip', 1024);
+    expect(out.toString()).toBe('[1,2,3]');
+  });
+
+  it('counts identity bodies too', async () => {
+    expect(await codeOf(readBody(Readable.from([Buffer.alloc(11)]), undefined, 10))).toBe('INGEST_ERR_BODY_TOO_LARGE');
+    expect((await readBody(Readable.from([Buffer.alloc(10)]), undefined, 10)).length).toBe(10);
+  });
+
+  it('refuses unknown encodings and corrupt gzip with their own codes', async () => {
+    expect(await codeOf(readBody(Readable.from([Buffer.from('x')]), 'br', 10))).toBe('INGEST_ERR_UNSUPPORTED_ENCODING');
+    expect(await codeOf(readBody(Readable.from([Buffer.from('not gzip')]), 'gzip', 100))).toBe('INGEST_ERR_DECOMPRESSION_FAILED');
+  });
+});
+
+describe('parseEntries', () => {
+  it('reads an array, an {entries} object and NDJSON', () => {
+    expect(parseEntries('[{"a":1}]', 'json', limits)).toHaveLength(1);
+    expect(parseEntries('{"entries":[{"a":1},{"a":2}]}', 'json', limits)).toHaveLength(2);
+    expect(parseEntries('{"a":1}\n\n{"a":2}\n', 'ndjson', limits)).toHaveLength(2);
+  });
+
+  it('names the NDJSON line that is broken', async () => {
+    let msg = '';
+    try {
+      parseEntries('{"a":1}\n{"a":', 'ndjson', limits);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toContain('line 2');
+  });
+
+  it('refuses prototype keys, deep nesting, too many entries', async () => {
+    expect(await codeOf(() => parseEntries('[{"__proto__":{"x":1}}]', 'json', limits))).toBe('INGEST_ERR_FORBIDDEN_KEY');
+    expect(await codeOf(() => parseEntries('[[[[[[[[[[1]]]]]]]]]]', 'json', limits))).toBe('INGEST_ERR_NESTING_TOO_DEEP');
+    expect(await codeOf(() => parseEntries(JSON.stringify(Array(101).fill({})), 'json', limits))).toBe('INGEST_ERR_TOO_MANY_ENTRIES');
+  });
+
+  it('does not count brackets inside strings as nesting', () => {
+    expect(exceedsDepth('[{"m":"[[[[[[[[[[[[[[[[[[[["}]', 3)).toBe(false);
+    expect(exceedsDepth('[{"m":"\\"[[[["}]', 3)).toBe(false);
+  });
+});
+
+describe('decodeUtf8', () => {
+  it('refuses invalid UTF-8', async () => {
+    expect(await codeOf(() => decodeUtf8(Buffer.from([0xc3, 0x28])))).toBe('INGEST_ERR_INVALID_UTF8');
+    expect(decodeUtf8(Buffer.from('héllo'))).toBe('héllo');
+  });
+});
