@@ -1,3 +1,4 @@
+import { request as httpRequest, type ClientRequest } from 'node:http';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -79,6 +80,33 @@ describe.each(MODES)('shedding (%s log)', (mode) => {
       await stack.waitLoaded();
       expect((await stack.rowStats(t)).final).toBe(400);
     } finally {
+      h.release();
+      await stack.close();
+    }
+  });
+
+  it('bodies still being uploaded hold edge budget: stalled uploads push later requests to 503, not unbounded memory', async () => {
+    const { stack, h } = await held(m, { EDGE_INFLIGHT_BYTES: '2MiB', EDGE_BODY_LIMIT: '1MiB' });
+    const stalled: ClientRequest[] = [];
+    try {
+      const key = await stack.tenant(tenantId('slow'));
+      const u = new URL('/v2/ingest', stack.edgeUrl);
+      // Two chunked uploads (no content-length: each reserves the 1 MiB body limit) that never finish.
+      for (let i = 0; i < 2; i++) {
+        const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' } });
+        req.on('error', () => undefined);
+        req.write('[');
+        stalled.push(req);
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const shed = await postIngest(stack.edgeUrl, key, batchOf(1));
+      expect(shed.status).toBe(503);
+      expect(shed.body.error?.code).toBe('INGEST_ERR_EDGE_OVERLOADED');
+      for (const r of stalled) r.destroy();
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await postIngest(stack.edgeUrl, key, batchOf(1))).status).toBe(200);
+    } finally {
+      for (const r of stalled) r.destroy();
       h.release();
       await stack.close();
     }

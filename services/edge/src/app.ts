@@ -3,7 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { Redis } from 'ioredis';
 import { HEADERS, IngestError, ROUTES, ingestError, type IngestResult, type NormalizeRequest } from '@ingest/contracts';
 import type { EdgeConfig } from '@ingest/config';
-import { FairBudget, retryAfterSeconds } from '@ingest/queue';
+import { FairBudget, retryAfterSeconds, type Lease } from '@ingest/queue';
 import { createServiceMetrics, installServiceBasics, loggerOptions, sendError } from '@ingest/observability';
 import { KeyIndex, bearerToken, type Principal } from './auth/key-index.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
@@ -24,6 +24,8 @@ export interface EdgeOptions {
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | undefined;
+    /** Budget held while the body is read, before its real size is known. */
+    readLease: Lease | undefined;
   }
 }
 
@@ -61,6 +63,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   });
 
   app.decorateRequest('principal', undefined);
+  app.decorateRequest('readLease', undefined);
 
   const discard = (tenant: string, code: string, n: number) => metrics.discarded.inc({ tenant, reason: code }, n);
 
@@ -92,13 +95,36 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       },
     });
 
+    // Bodies being read count against the budget too (at their declared size, or the limit when
+    // chunked), so many slow uploads can't hold unbounded memory before anything is parsed.
+    scope.addHook('preParsing', async (req) => {
+      const tenant = req.principal?.tenant;
+      if (!tenant) return;
+      const declared = Number(req.headers['content-length']);
+      const bytes = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, cfg.bodyLimitBytes) : cfg.bodyLimitBytes;
+      const got = budget.tryAcquire(tenant, bytes, 0);
+      if (!got.ok) {
+        throw ingestError('INGEST_ERR_EDGE_OVERLOADED', [1], { retryAfterSeconds: retryAfterSeconds(1) });
+      }
+      req.readLease = got.lease;
+    });
+    // Backstop for requests whose body is never parsed (refused content type, early errors).
+    scope.addHook('onResponse', async (req) => {
+      req.readLease?.release();
+    });
+
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser(INGEST_CONTENT_TYPES, async (req: FastifyRequest, payload: NodeJS.ReadableStream): Promise<ParsedBody> => {
       const format = formatOf(req.headers['content-type']) ?? 'json';
-      const raw = await readBody(payload as unknown as import('node:stream').Readable, req.headers['content-encoding'], cfg.bodyLimitBytes);
-      const text = decodeUtf8(raw);
-      const entries = parseEntries(text, format, { maxBytes: cfg.bodyLimitBytes, maxEntries: cfg.maxEntriesPerRequest, maxDepth: cfg.maxNestingDepth });
-      return { entries, bytes: raw.byteLength };
+      try {
+        const raw = await readBody(payload as unknown as import('node:stream').Readable, req.headers['content-encoding'], cfg.bodyLimitBytes);
+        const text = decodeUtf8(raw);
+        const entries = parseEntries(text, format, { maxBytes: cfg.bodyLimitBytes, maxEntries: cfg.maxEntriesPerRequest, maxDepth: cfg.maxNestingDepth });
+        return { entries, bytes: raw.byteLength };
+      } finally {
+        // Read, failed or abandoned by the client: the read reservation ends here either way.
+        req.readLease?.release();
+      }
     });
     scope.addContentTypeParser('*', (req: FastifyRequest, _payload: unknown, done: (err: Error | null) => void) => {
       done(ingestError('INGEST_ERR_UNSUPPORTED_MEDIA_TYPE', [String(req.headers['content-type'] ?? '(none)').slice(0, 64)]));
@@ -125,6 +151,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
         return sendError(reply, rateLimited('INGEST_ERR_TENANT_BYTE_RATE', tenant, bps, byteRate));
       }
 
+      // The read reservation is gone; now hold the real (decompressed) size and entry count.
       const got = budget.tryAcquire(tenant, body.bytes, n);
       if (!got.ok) {
         discard(tenant, 'INGEST_ERR_EDGE_OVERLOADED', n);
