@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { addTenantKey } from '@ingest/tenants';
-import { startStack } from '@ingest/supervisor';
+import { freePort, startStack } from '@ingest/supervisor';
 import { batchOf, waitLoaded } from '@ingest/testkit';
 
 const { values } = parseArgs({
@@ -38,7 +38,7 @@ function pct(sorted: number[], p: number): number {
 async function main(): Promise<void> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ingest-bench-'));
   const { apiKey } = await addTenantKey(path.join(dataDir, 'tenants.json'), 'bench', { entriesPerSecond: 10_000_000, bytesPerSecond: 10 * 1024 ** 3, requestsPerSecond: 100_000 });
-  const ports = { edge: 18480, normalizer: 18481, sink: 18482 };
+  const ports = { edge: await freePort(), normalizer: await freePort(), sink: await freePort() };
   const stack = await startStack({ env: { INGEST_DATA_DIR: dataDir, LOG_LEVEL: 'warn' }, ports, logDir: path.join(dataDir, 'logs') });
   const pool = new Pool(stack.edgeUrl, { connections: concurrency });
   // Payloads are made before the clock starts so the generator's JSON work isn't measured as ours.

@@ -1,2 +1,2 @@
-export { startService, startStack, REPO_ROOT } from './supervisor.ts';
+export { startService, startStack, freePort, REPO_ROOT } from './supervisor.ts';
 export type { ServiceName, ServiceProcess, StartOptions, Stack, StackOptions } from './supervisor.ts';

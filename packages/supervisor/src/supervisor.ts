@@ -49,7 +49,15 @@ export async function startService(name: ServiceName, opts: StartOptions): Promi
     child.stdout?.resume();
     child.stderr?.resume();
   }
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // A service never outlives whoever started it (a test runner that crashed, a Ctrl-C'd bench).
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      process.off('exit', reap);
+      resolve(code);
+    }),
+  );
   const url = `http://127.0.0.1:${opts.port}`;
   await waitHealthy(url, opts.readyTimeoutMs ?? 60_000, exited, name, child.pid);
 
@@ -139,16 +147,32 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const sink = await startService('sink-writer', opt('sink-writer', o.ports.sink));
   const normalizer = await startService('normalizer', opt('normalizer', o.ports.normalizer));
   const edge = await startService('edge', opt('edge', o.ports.edge));
-  return {
+  const stack: Stack = {
     edge,
     normalizer,
     sink,
     edgeUrl: edge.url,
     // Upstream first: the edge stops taking requests, then what is in flight drains downwards.
+    // Reads the fields at call time: a test may have replaced a crashed service with a new one.
     stop: async () => {
-      await edge.stop();
-      await normalizer.stop();
-      await sink.stop();
+      await stack.edge.stop();
+      await stack.normalizer.stop();
+      await stack.sink.stop();
     },
   };
+  return stack;
+}
+
+/** A port nobody listens on right now (the OS picks it), for tests and benchmarks. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
 }
