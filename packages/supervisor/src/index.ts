@@ -1,2 +1,3 @@
 export { startService, startStack, freePort, REPO_ROOT } from './supervisor.ts';
 export type { ServiceName, ServiceProcess, StartOptions, Stack, StackOptions } from './supervisor.ts';
+export { serveUntilSignal, runMain } from './serve.ts';
