@@ -62,7 +62,13 @@ export interface SinkConfig {
   loaderEnabled: boolean;
 }
 
+export interface LoggingConfig {
+  level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  requests: boolean;
+}
+
 export interface IngestConfig {
+  logging: LoggingConfig;
   backends: BackendConfig;
   edge: EdgeConfig;
   normalizer: NormalizerConfig;
@@ -80,6 +86,10 @@ export function loadConfig(env: Env = process.env): IngestConfig {
   const brokers = r.list('KAFKA_BROKERS', []);
 
   const cfg: IngestConfig = {
+    logging: {
+      level: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, 'info'),
+      requests: r.oneOf('LOG_REQUESTS', ['true', 'false'] as const, 'false') === 'true',
+    },
     backends: {
       kafkaBrokers: brokers.length > 0 ? brokers : undefined,
       clickhouseUrl: r.url('CLICKHOUSE_URL'),

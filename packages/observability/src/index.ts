@@ -3,3 +3,4 @@ export type { ServiceMetrics } from './metrics.ts';
 export { installServiceBasics, toIngestError, sendError } from './http.ts';
 export type { Readiness, ServiceBasicsOptions } from './http.ts';
 export { loggerOptions } from './logger.ts';
+export type { LoggingOptions } from './logger.ts';

@@ -4,7 +4,13 @@ import type { FastifyServerOptions } from 'fastify';
  * Structured JSON logs only: untrusted strings (tenant-supplied) can't forge lines (CRLF
  * injection). Authorization headers never reach a log line.
  */
-export function loggerOptions(service: string, level = process.env['LOG_LEVEL'] ?? 'info'): FastifyServerOptions['logger'] {
+export interface LoggingOptions {
+  level: string;
+  /** Per-request access lines cost more than the work at ingest rates; they are opt-in. */
+  requests: boolean;
+}
+
+export function loggerOptions(service: string, level = 'info'): FastifyServerOptions['logger'] {
   return {
     level,
     base: { service },

@@ -14,12 +14,13 @@ import {
 import type { NormalizerConfig } from '@ingest/config';
 import { HopClient } from '@ingest/internal-http';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
-import { createServiceMetrics, installServiceBasics, loggerOptions } from '@ingest/observability';
+import { createServiceMetrics, installServiceBasics, loggerOptions, type LoggingOptions } from '@ingest/observability';
 import { normalizeEntry } from './rules/index.ts';
 
 export interface NormalizerOptions {
   config: NormalizerConfig;
   logger?: boolean;
+  logging?: LoggingOptions;
 }
 
 /** A dead letter keeps the entry as received, bounded so one hostile entry can't bloat the DLQ. */
@@ -28,7 +29,8 @@ const MAX_DEAD_LETTER_RAW = 8 * 1024;
 export async function buildNormalizer(opts: NormalizerOptions): Promise<FastifyInstance> {
   const cfg = opts.config;
   const app = Fastify({
-    logger: opts.logger === false ? false : loggerOptions('normalizer'),
+    logger: opts.logger === false ? false : loggerOptions('normalizer', opts.logging?.level),
+    disableRequestLogging: !(opts.logging?.requests ?? false),
     bodyLimit: 256 * 1024 * 1024,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',

@@ -4,6 +4,6 @@ import { buildNormalizer } from './app.ts';
 
 runMain(async () => {
   const config = loadConfig();
-  const app = await buildNormalizer({ config: config.normalizer });
+  const app = await buildNormalizer({ logging: config.logging, config: config.normalizer });
   await serveUntilSignal(app, { host: config.normalizer.host, port: config.normalizer.port });
 });
