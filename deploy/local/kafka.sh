@@ -28,33 +28,10 @@ PID_FILE="$RUN_DIR/kafka.pid"
 LOG_FILE="$RUN_DIR/server.log"
 DATA_DIR="$RUN_DIR/data"
 
-die() {
-  echo "kafka.sh: $*" >&2
-  exit 1
-}
-
-port_open() {
-  # bash's /dev/tcp: no nc/ss dependency. A refused connect on loopback returns at once.
-  (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
-}
-
-# The pid file alone is not proof: after a reboot or a crash the pid may belong to anything.
-running_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
-  echo "$pid"
-}
-
-show_log_tail() {
-  if [[ -f "$LOG_FILE" ]]; then
-    echo "--- last lines of $LOG_FILE ---" >&2
-    tail -n 40 "$LOG_FILE" >&2
-  fi
-}
+SCRIPT=kafka.sh
+PROC_MATCH="kafka\.Kafka"
+# shellcheck source=deploy/local/lib.sh
+source "$HERE/lib.sh"
 
 cmd_fetch() {
   command -v java >/dev/null || die "java not found (Java 17+ is needed)"
@@ -199,29 +176,14 @@ cmd_start() {
     fi
     sleep 0.2
   done
-  show_log_tail
+  show_log_tail "$LOG_FILE"
   kill -KILL "$pid" 2>/dev/null || true
   rm -f "$PID_FILE"
   die "broker did not come up on $HOST:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s"
 }
 
 cmd_stop() {
-  local pid
-  if ! pid="$(running_pid)"; then
-    rm -f "$PID_FILE"
-    return 0
-  fi
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-    sleep 0.2
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "kafka.sh: broker $pid did not stop within ${KAFKA_STOP_TIMEOUT}s, killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-  fi
-  rm -f "$PID_FILE"
+  stop_server "$KAFKA_STOP_TIMEOUT"
   # The next start formats a new cluster anyway; keep only the logs for post-mortems.
   rm -rf "$DATA_DIR"
 }
@@ -236,18 +198,9 @@ cmd_status() {
   return 3
 }
 
-# Two starters at once (parallel test files) must not both launch a kafka on one port: start and
-# stop of one port are serialized, and the second starter finds the first one's server running.
-with_port_lock() {
-  mkdir -p "$HERE/.run"
-  exec 8>"$HERE/.run/kafka-$KAFKA_PORT.lock"
-  flock 8
-  "$@"
-}
-
 case "${1:-}" in
-  start) with_port_lock cmd_start ;;
-  stop) with_port_lock cmd_stop ;;
+  start) with_port_lock "kafka-$KAFKA_PORT" cmd_start ;;
+  stop) with_port_lock "kafka-$KAFKA_PORT" cmd_stop ;;
   status) cmd_status ;;
   fetch) cmd_fetch ;;
   *)

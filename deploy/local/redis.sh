@@ -18,28 +18,13 @@ RUN_DIR="$HERE/.run/redis-$REDIS_PORT"
 PID_FILE="$RUN_DIR/redis.pid"
 LOG_FILE="$RUN_DIR/redis.log"
 
-die() {
-  echo "redis.sh: $*" >&2
-  exit 1
-}
+SCRIPT=redis.sh
+PROC_MATCH=redis-server
+# shellcheck source=deploy/local/lib.sh
+source "$HERE/lib.sh"
 
 ping_ok() {
   [[ "$(redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null)" == "PONG" ]]
-}
-
-port_open() {
-  (exec 3<>"/dev/tcp/$HOST/$REDIS_PORT") 2>/dev/null
-}
-
-# The pid file alone is not proof: after a crash the pid may belong to anything.
-running_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  grep -q redis "/proc/$pid/comm" 2>/dev/null || return 1
-  echo "$pid"
 }
 
 ensure_installed() {
@@ -63,7 +48,7 @@ cmd_start() {
     echo "redis already up on $HOST:$REDIS_PORT"
     return 0
   fi
-  port_open && die "port $REDIS_PORT is already in use by another process"
+  port_open "$REDIS_PORT" && die "port $REDIS_PORT is already in use by another process"
   ensure_installed
   mkdir -p "$RUN_DIR"
   rm -f "$PID_FILE"
@@ -92,22 +77,7 @@ cmd_start() {
 }
 
 cmd_stop() {
-  local pid
-  if ! pid="$(running_pid)"; then
-    rm -f "$PID_FILE"
-    return 0
-  fi
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + REDIS_STOP_TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "redis.sh: redis $pid did not stop within ${REDIS_STOP_TIMEOUT}s, killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-  fi
-  rm -f "$PID_FILE"
+  stop_server "$REDIS_STOP_TIMEOUT"
 }
 
 cmd_status() {
@@ -120,18 +90,9 @@ cmd_status() {
   return 3
 }
 
-# Two starters at once (parallel test files) must not both launch a redis on one port: start and
-# stop of one port are serialized, and the second starter finds the first one's server running.
-with_port_lock() {
-  mkdir -p "$HERE/.run"
-  exec 8>"$HERE/.run/redis-$REDIS_PORT.lock"
-  flock 8
-  "$@"
-}
-
 case "${1:-}" in
-  start) with_port_lock cmd_start ;;
-  stop) with_port_lock cmd_stop ;;
+  start) with_port_lock "redis-$REDIS_PORT" cmd_start ;;
+  stop) with_port_lock "redis-$REDIS_PORT" cmd_stop ;;
   status) cmd_status ;;
   *)
     echo "usage: $0 start|stop|status" >&2
