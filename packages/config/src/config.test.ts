@@ -25,6 +25,12 @@ describe('loadConfig', () => {
     expect((err as ConfigError).problems).toHaveLength(3);
   });
 
+  it('puts the cut-over set beside the tenants file and validates its numbers', () => {
+    expect(loadConfig({ TENANTS_FILE: '/d/tenants.json' }).edge.cutover).toEqual({ file: '/d/cutover.json', legacyUrl: undefined, reloadMs: 1000, maxLegacyInflight: 256 });
+    expect(loadConfig({ LEGACY_URL: 'http://l:1', CUTOVER_FILE: '/x.json', CUTOVER_RELOAD_MS: '200' }).edge.cutover).toMatchObject({ file: '/x.json', legacyUrl: 'http://l:1', reloadMs: 200 });
+    expect(() => loadConfig({ CUTOVER_RELOAD_MS: 'soon' })).toThrow(/CUTOVER_RELOAD_MS/);
+  });
+
   it('reads brokers as a list', () => {
     expect(loadConfig({ KAFKA_BROKERS: '127.0.0.1:9092, 127.0.0.1:9093' }).backends.kafkaBrokers).toEqual(['127.0.0.1:9092', '127.0.0.1:9093']);
   });

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { TOPICS } from '@ingest/contracts';
 import { EnvReader, type Env } from './env.ts';
 
@@ -34,6 +35,17 @@ export interface EdgeConfig {
   defaultEntriesPerSecond: number;
   defaultBytesPerSecond: number;
   downstreamTimeoutMs: number;
+  cutover: CutoverConfig;
+}
+
+/** The v2 cutover (runbooks/cutover.md). With no set file and no legacy URL, everything is v2. */
+export interface CutoverConfig {
+  /** The cut-over set; default cutover.json beside the tenants file. */
+  file: string;
+  /** Where requests for tenants not cut over are forwarded whole. */
+  legacyUrl: string | undefined;
+  reloadMs: number;
+  maxLegacyInflight: number;
 }
 
 export interface NormalizerConfig {
@@ -115,6 +127,12 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       defaultEntriesPerSecond: r.int('TENANT_DEFAULT_EPS', 50_000, { min: 1 }),
       defaultBytesPerSecond: r.bytes('TENANT_DEFAULT_BPS', 64 * 1024 * 1024),
       downstreamTimeoutMs: r.int('EDGE_DOWNSTREAM_TIMEOUT_MS', 30_000, { min: 100 }),
+      cutover: {
+        file: r.string('CUTOVER_FILE', path.join(path.dirname(r.string('TENANTS_FILE', `${dataDir}/tenants.json`)), 'cutover.json')),
+        legacyUrl: r.url('LEGACY_URL'),
+        reloadMs: r.int('CUTOVER_RELOAD_MS', 1000, { min: 50 }),
+        maxLegacyInflight: r.int('LEGACY_MAX_INFLIGHT', 256, { min: 1 }),
+      },
     },
     normalizer: {
       host,

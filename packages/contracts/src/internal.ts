@@ -14,6 +14,12 @@ export const HEADERS = {
   receivedAt: 'x-ingest-received-at',
 } as const;
 
+/**
+ * Ingest versions the edge stamps on a request. A mirror copy (cutover mirror mode) travels the v2
+ * path but is written to the mirror topic and table only, never live.
+ */
+export const INGEST_VERSIONS = { live: 'v2', mirror: 'v2-mirror' } as const;
+
 /** Edge → normalizer. `entries` are as parsed from the producer's body, not yet trusted. */
 export interface NormalizeRequest {
   tenant: string;

@@ -3,8 +3,11 @@ import { UsageError, type Command, type Io } from './cli.ts';
 import { query } from './commands/query.ts';
 import { status } from './commands/status.ts';
 import { tenants } from './commands/tenants.ts';
+import { cutover } from './commands/cutover.ts';
+import { replay } from './commands/replay.ts';
+import { shadow } from './commands/shadow.ts';
 
-const COMMANDS: Command[] = [tenants, query, status];
+const COMMANDS: Command[] = [tenants, query, status, cutover, replay, shadow];
 
 function usage(): string {
   return `ingestctl — operate the telemetry ingest service

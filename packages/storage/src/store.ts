@@ -3,7 +3,7 @@ import { migrate } from './migrations.ts';
 import type { TelemetryRow } from './rows.ts';
 
 /** Tables the store will touch; identifiers are allow-listed, never built from input. */
-export const TABLES = { live: 'telemetry', shadow: 'telemetry_shadow' } as const;
+export const TABLES = { live: 'telemetry', shadow: 'telemetry_shadow', mirror: 'telemetry_mirror' } as const;
 export type TableName = (typeof TABLES)[keyof typeof TABLES];
 
 export interface CountQuery {
@@ -122,5 +122,5 @@ export class TelemetryStore {
 }
 
 function assertTable(t: string): asserts t is TableName {
-  if (t !== TABLES.live && t !== TABLES.shadow) throw new Error(`unknown table ${t}`);
+  if (t !== TABLES.live && t !== TABLES.shadow && t !== TABLES.mirror) throw new Error(`unknown table ${t}`);
 }

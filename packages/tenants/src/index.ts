@@ -1,3 +1,19 @@
 export { generateApiKey, hashApiKey, keyPrefix, keyMatches } from './keys.ts';
 export { readTenants, writeTenants, tenantsFileVersion, addTenantKey, revokeTenantKey, validTenantId } from './file.ts';
 export type { TenantLimits, StoredKey, TenantRecord, TenantsDoc } from './file.ts';
+export {
+  CUTOVER_STATES,
+  cutoverFileFor,
+  emptyCutover,
+  parseCutover,
+  readCutover,
+  readCutoverFile,
+  routeOf,
+  setTenantRoute,
+  withCutoverSnapshot,
+  writeFileAtomic,
+  routeMapEntries,
+  renderNginxMap,
+  renderEnvoyRoutes,
+} from './cutover.ts';
+export type { CutoverState, TenantRoute, CutoverEntry, CutoverDoc, CutoverFiles, CutoverChange, RouteMapEntry, RenderedNginx, EnvoyRenderOptions } from './cutover.ts';

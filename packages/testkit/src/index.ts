@@ -6,3 +6,7 @@ export { startInProcessStack, waitLoaded } from './stack.ts';
 export type { InProcessStack, InProcessStackOptions } from './stack.ts';
 export { postIngest, logEntry, batchOf } from './ingest.ts';
 export type { PostResult } from './ingest.ts';
+export { startNginx } from './nginx.ts';
+export type { NginxHandle, StartNginxOptions } from './nginx.ts';
+export { startLegacyFixture } from './legacy-fixture.ts';
+export type { LegacyFixture, LegacyFixtureOptions, LegacyRequestRecord } from './legacy-fixture.ts';

@@ -19,6 +19,8 @@ export interface InProcessStackOptions {
   log?: DurableLog;
   store?: TelemetryStore;
   dataDir?: string;
+  /** A fixed port for the edge (default 0: any free port), for clients configured before it starts. */
+  edgePort?: number;
 }
 
 export interface InProcessStack {
@@ -47,7 +49,7 @@ export async function startInProcessStack(o: InProcessStackOptions = {}): Promis
   const normalizerUrl = await normalizer.listen({ host: '127.0.0.1', port: 0 });
   const config: IngestConfig = { ...base, normalizer: { ...base.normalizer, sinkUrl }, edge: { ...base.edge, normalizerUrl } };
   const edge = await buildEdge({ config: config.edge, logger: false, tenantsReloadMs: 200, ...(o.redis ? { redis: o.redis } : {}) });
-  const edgeUrl = await edge.listen({ host: '127.0.0.1', port: 0 });
+  const edgeUrl = await edge.listen({ host: '127.0.0.1', port: o.edgePort ?? 0 });
 
   let closed = false;
   return {

@@ -4,12 +4,13 @@ import type { Redis } from 'ioredis';
 import { HEADERS, IngestError, ROUTES, ingestError, type IngestResult, type NormalizeRequest } from '@ingest/contracts';
 import type { EdgeConfig } from '@ingest/config';
 import { FairBudget, retryAfterSeconds, type Lease } from '@ingest/queue';
-import { createServiceMetrics, installServiceBasics, loggerOptions, sendError } from '@ingest/observability';
+import { createServiceMetrics, installServiceBasics, loggerOptions, type LoggingOptions, sendError } from '@ingest/observability';
 import { KeyIndex, bearerToken, type Principal } from './auth/key-index.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
 import { HopClient } from '@ingest/internal-http';
 import { MemoryRateStore, type RateStore, type TakeResult } from './rate/rate-store.ts';
 import { RedisRateStore } from './rate/redis-rate-store.ts';
+import { CutoverGate, type CutoverOptions } from './cutover/gate.ts';
 
 export interface EdgeOptions {
   config: EdgeConfig;
@@ -17,8 +18,11 @@ export interface EdgeOptions {
   redis?: Redis;
   /** false for tests that want quiet output. */
   logger?: boolean;
+  logging?: LoggingOptions;
   /** How often the tenants file is checked for changes (ms). */
   tenantsReloadMs?: number;
+  /** Overrides config.cutover (tests point it at their own files and fixtures). */
+  cutover?: CutoverOptions;
 }
 
 declare module 'fastify' {
@@ -34,7 +38,8 @@ const INGEST_CONTENT_TYPES = ['application/json', 'application/x-ndjson', 'appli
 export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   const cfg = opts.config;
   const app = Fastify({
-    logger: opts.logger === false ? false : loggerOptions('edge'),
+    logger: opts.logger === false ? false : loggerOptions('edge', opts.logging?.level),
+    disableRequestLogging: !(opts.logging?.requests ?? false),
     // The decompressed limit is enforced by readBody; this bounds everything else.
     bodyLimit: cfg.bodyLimitBytes,
     onProtoPoisoning: 'error',
@@ -46,6 +51,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   const metrics = createServiceMetrics('edge', { defaultMetrics: opts.logger !== false });
   const keys = new KeyIndex(cfg.tenantsFile, opts.tenantsReloadMs ?? 1000);
   await keys.start();
+  const cutover = new CutoverGate(opts.cutover ?? cutoverFromConfig(cfg), { timeoutMs: cfg.downstreamTimeoutMs, maxBodyBytes: cfg.bodyLimitBytes }, metrics);
+  await cutover.start();
   const rates: RateStore = opts.redis ? new RedisRateStore(opts.redis) : new MemoryRateStore();
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
   const normalizer = new HopClient(cfg.normalizerUrl, { name: 'normalizer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_NORMALIZER_OVERLOADED' });
@@ -58,7 +65,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       ready: !closing && keys.lastError === undefined,
       checks: { tenants: keys.lastError ?? `ok (${keys.tenantCount()} tenants)` },
     }),
-    status: () => ({ budget: budget.snapshot(), tenants: keys.tenantCount() }),
+    status: () => ({ budget: budget.snapshot(), tenants: keys.tenantCount(), cutover: cutover.snapshot() }),
     tenantOf: (req) => req.principal?.tenant,
   });
 
@@ -68,7 +75,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   const discard = (tenant: string, code: string, n: number) => metrics.discarded.inc({ tenant, reason: code }, n);
 
   await app.register(async (scope) => {
-    scope.addHook('onRequest', async (req) => {
+    scope.addHook('onRequest', async (req, reply) => {
       if (closing) throw ingestError('INGEST_ERR_SHUTTING_DOWN', [], { retryAfterSeconds: 1 });
       const token = bearerToken(req.headers.authorization);
       if (!token) throw ingestError('INGEST_ERR_UNAUTHENTICATED');
@@ -76,6 +83,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       if (!p) throw ingestError('INGEST_ERR_INVALID_API_KEY');
       // The tenant comes from the key alone; any tenant named in headers or body is ignored.
       req.principal = p;
+      // Tenants not cut over go to legacy whole, before rate limits or body parsing touch them.
+      if (await cutover.divert(req, reply, p.tenant)) return reply;
     });
 
     await scope.register(rateLimit, {
@@ -186,6 +195,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   });
   app.addHook('onClose', async () => {
     keys.close();
+    cutover.close();
     await rates.close();
     await normalizer.close();
   });
@@ -207,4 +217,9 @@ function rateLimited(code: 'INGEST_ERR_TENANT_ENTRY_RATE' | 'INGEST_ERR_TENANT_B
     retryAfterSeconds: secs,
     headers: { 'ratelimit-limit': String(limit), 'ratelimit-remaining': String(r.remaining), 'ratelimit-reset': String(secs) },
   });
+}
+
+function cutoverFromConfig(cfg: EdgeConfig): CutoverOptions {
+  const c = cfg.cutover;
+  return { file: c.file, reloadMs: c.reloadMs, maxLegacyInflight: c.maxLegacyInflight, ...(c.legacyUrl ? { legacyUrl: c.legacyUrl } : {}) };
 }

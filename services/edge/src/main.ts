@@ -6,6 +6,6 @@ import { buildEdge } from './app.ts';
 runMain(async () => {
   const config = loadConfig();
   const redis = config.backends.redisUrl ? new Redis(config.backends.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false }) : undefined;
-  const app = await buildEdge({ config: config.edge, ...(redis ? { redis } : {}) });
+  const app = await buildEdge({ logging: config.logging, config: config.edge, ...(redis ? { redis } : {}) });
   await serveUntilSignal(app, { host: config.edge.host, port: config.edge.port }, () => redis?.disconnect());
 });

@@ -1,14 +1,22 @@
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { HEADERS, ROUTES, ingestError, type WriteRequest, type WriteResult } from '@ingest/contracts';
+import { HEADERS, INGEST_VERSIONS, ROUTES, ingestError, type WriteRequest, type WriteResult } from '@ingest/contracts';
 import type { BackendConfig, SinkConfig } from '@ingest/config';
 import { LogUnavailableError, openLog, type DurableLog, type LogMessage } from '@ingest/log';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
-import { TABLES, TelemetryStore } from '@ingest/storage';
-import { createServiceMetrics, installServiceBasics, loggerOptions } from '@ingest/observability';
+import { TABLES, TelemetryStore, type TableName } from '@ingest/storage';
+import { createServiceMetrics, installServiceBasics, loggerOptions, type LoggingOptions } from '@ingest/observability';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { LogBatcher } from './batch/log-batcher.ts';
 import { ClickHouseLoader } from './loader/clickhouse-loader.ts';
+import { registerReplayRoutes } from './replay/routes.ts';
+
+/**
+ * Mirror copies (the LB's copy of a request for a tenant still on legacy, marked by the edge with
+ * INGEST_VERSIONS.mirror) go to their own topic, loaded into telemetry_mirror only: no consumer of
+ * the live topic, no live or shadow table, ever sees traffic legacy is authoritative for.
+ */
+export const mirrorTopicOf = (topic: string): string => `${topic}.mirror`;
 
 export interface SinkWriterOptions {
   config: SinkConfig;
@@ -18,12 +26,14 @@ export interface SinkWriterOptions {
   /** Injected store; otherwise opened from `backends`. */
   store?: TelemetryStore;
   logger?: boolean;
+  logging?: LoggingOptions;
 }
 
 export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyInstance> {
   const { config: cfg, backends: be } = opts;
   const app = Fastify({
-    logger: opts.logger === false ? false : loggerOptions('sink-writer'),
+    logger: opts.logger === false ? false : loggerOptions('sink-writer', opts.logging?.level),
+    disableRequestLogging: !(opts.logging?.requests ?? false),
     bodyLimit: 512 * 1024 * 1024,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
@@ -60,6 +70,8 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
   const admin = log.admin();
   await admin.ensureTopic(be.topic, be.partitions);
   await admin.ensureTopic(be.dlqTopic, be.partitions);
+  const mirrorTopic = mirrorTopicOf(be.topic);
+  await admin.ensureTopic(mirrorTopic, be.partitions);
 
   const store = opts.store ?? (await TelemetryStore.open({ url: be.clickhouseUrl, database: be.clickhouseDatabase, chdbPath: path.join(be.dataDir, 'chdb') }));
   await store.migrate();
@@ -68,9 +80,11 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
   const batchOpts = { maxEntries: cfg.batchMaxEntries, maxBytes: cfg.batchMaxBytes, maxWaitMs: cfg.batchMaxWaitMs };
   const telemetry = new LogBatcher(producer, { topic: be.topic, ...batchOpts });
   const deadLetters = new LogBatcher(producer, { topic: be.dlqTopic, ...batchOpts });
+  const mirrored = new LogBatcher(producer, { topic: mirrorTopic, ...batchOpts });
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
 
   let loader: ClickHouseLoader | undefined;
+  let mirrorLoader: ClickHouseLoader | undefined;
   let lastLoadError: string | undefined;
   if (cfg.loaderEnabled) {
     const consumer = log.consumer({
@@ -97,6 +111,24 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
       },
     });
     loader.start();
+    const mirrorConsumer = log.consumer({
+      group: `${cfg.loaderGroup}.mirror`,
+      topic: mirrorTopic,
+      maxBatchMessages: cfg.loaderBatchEntries,
+      maxBatchBytes: cfg.loaderBatchBytes,
+      maxWaitMs: cfg.loaderMaxWaitMs,
+    });
+    mirrorLoader = new ClickHouseLoader(mirrorConsumer, store, TABLES.mirror, {
+      onError: (b, e) => {
+        loadErrors.inc();
+        app.log.warn({ err: e, topic: mirrorTopic, partition: b.partition, firstOffset: b.firstOffset }, 'mirror loader insert failed; will retry the same range');
+      },
+      onBadMessage: (b, offset, reason) => {
+        badMessages.inc();
+        app.log.error({ topic: mirrorTopic, partition: b.partition, offset, reason }, 'undecodable mirror message skipped');
+      },
+    });
+    mirrorLoader.start();
   }
 
   const lag = async () => {
@@ -139,7 +171,9 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
       bytes += value.byteLength;
       msgs[i] = { key: tenant, value, headers };
     }
-    const dlq: LogMessage[] = body.deadLetters.map((d) => ({ key: tenant, value: Buffer.from(JSON.stringify(d)), headers }));
+    const mirror = headers[HEADERS.version] === INGEST_VERSIONS.mirror;
+    // A mirror copy's rejects are legacy's business (it is authoritative); they stay out of the live DLQ.
+    const dlq: LogMessage[] = mirror ? [] : body.deadLetters.map((d) => ({ key: tenant, value: Buffer.from(JSON.stringify(d)), headers }));
     const n = msgs.length + dlq.length;
     const got = budget.tryAcquire(tenant, bytes, n);
     if (!got.ok) {
@@ -149,7 +183,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
     metrics.inflightBytes.inc(bytes);
     metrics.inflightEntries.inc(n);
     try {
-      await Promise.all([telemetry.submit(msgs, bytes), deadLetters.submit(dlq, 0)]);
+      await Promise.all([(mirror ? mirrored : telemetry).submit(msgs, bytes), deadLetters.submit(dlq, 0)]);
     } catch (e) {
       metrics.discarded.inc({ tenant, reason: 'INGEST_ERR_LOG_UNAVAILABLE' }, n);
       const reason = e instanceof LogUnavailableError ? e.message : (e as Error).message;
@@ -167,15 +201,16 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
   app.get('/admin/v1/count', async (req) => {
     const q = req.query as { tenant?: string; type?: string; since?: string; table?: string };
     if (!q.tenant) throw ingestError('INGEST_ERR_INVALID_BODY', ['query parameter tenant is required']);
-    const table = q.table === TABLES.shadow ? TABLES.shadow : TABLES.live;
+    const table = tableParam(q.table);
     const count = await store.count({ tenant: q.tenant, table, ...(q.type ? { type: q.type } : {}), ...(q.since ? { sinceMs: Number(q.since) } : {}) });
     return { count };
   });
   app.get('/admin/v1/row-stats', async (req) => {
     const q = req.query as { tenant?: string; table?: string };
-    return store.rowStats(q.table === TABLES.shadow ? TABLES.shadow : TABLES.live, q.tenant);
+    return store.rowStats(tableParam(q.table), q.tenant);
   });
   app.get('/admin/v1/lag', async () => lag());
+  registerReplayRoutes(app, { log, admin, store, producer, topic: be.topic, dataDir: be.dataDir });
 
   app.addHook('preClose', async () => {
     closing = true;
@@ -185,10 +220,19 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
   app.addHook('onClose', async () => {
     await telemetry.close();
     await deadLetters.close();
+    await mirrored.close();
     await loader?.close();
+    await mirrorLoader?.close();
     await producer.close();
     await log.close();
     if (!opts.store) await store.close();
   });
   return app;
+}
+
+/** The table named by an admin query, allow-listed; live when absent. */
+function tableParam(t: string | undefined): TableName {
+  if (t === undefined || t === TABLES.live) return TABLES.live;
+  if (t === TABLES.shadow || t === TABLES.mirror) return t;
+  throw ingestError('INGEST_ERR_INVALID_BODY', [`table must be one of ${Object.values(TABLES).join(', ')}`]);
 }

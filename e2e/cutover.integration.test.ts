@@ -1,0 +1,301 @@
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildEdge } from '@ingest/edge';
+import type { TelemetryStore } from '@ingest/storage';
+import { addTenantKey, setTenantRoute } from '@ingest/tenants';
+import { postIngest, startInProcessStack, startLegacyFixture, startNginx, type InProcessStack, type LegacyFixture, type NginxHandle } from '@ingest/testkit';
+// ingestctl is not a dependency of the repo root; the CLI is driven in-process by its entry point.
+import { runCli } from '../packages/ingestctl/src/main.ts';
+import { sharedStore, tenantId } from './helpers.ts';
+
+// Integration tests with nginx keep to ports 18800–18899.
+const NGINX_PORT = 18871;
+const TYPES = ['log', 'metric', 'event'] as const;
+
+/** A batch with fresh ids, cycling through three types so parity has more than one row per hour. */
+function batch(n: number): Array<Record<string, unknown>> {
+  return Array.from({ length: n }, (_, i) => {
+    const type = TYPES[i % TYPES.length];
+    const data = type === 'log' ? { level: 'info', message: `m${i}` } : type === 'metric' ? { name: 'cutover.test', value: i, unit: 'ms' } : { name: 'cutover.event' };
+    return { id: randomUUID(), type, timestamp: Date.now(), app: 'cutover', data };
+  });
+}
+
+const idsOf = (b: Array<Record<string, unknown>>): string[] => b.map((e) => e['id'] as string);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+let store: TelemetryStore;
+let stack: InProcessStack;
+let legacy: LegacyFixture;
+let edge: FastifyInstance;
+let edgeUrl: string;
+let nginx: NginxHandle;
+let cutoverFile: string;
+
+async function ctl(...argv: string[]): Promise<{ code: number; out: string; err: string; json: Record<string, unknown> }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const env = {
+    INGEST_DATA_DIR: stack.dataDir,
+    TENANTS_FILE: stack.config.edge.tenantsFile,
+    ...nginx.env,
+    CUTOVER_EDGE_URLS: edgeUrl,
+    LEGACY_COUNT_URL: legacy.countUrl,
+    SINK_URL: stack.sinkUrl,
+  };
+  const code = await runCli(argv, { out: (s) => out.push(s), err: (s) => err.push(s), env });
+  const text = out.join('\n');
+  let json: Record<string, unknown> = {};
+  if (argv.includes('--json')) json = JSON.parse(text) as Record<string, unknown>;
+  return { code, out: text, err: err.join('\n'), json };
+}
+
+async function flip(cmd: 'add' | 'remove' | 'mirror', tenant: string): Promise<void> {
+  const r = await ctl('cutover', cmd, tenant, '--json');
+  expect(r.code, r.err).toBe(0);
+}
+
+/** A tenant with a key both edges (and the legacy fixture, which reads the same file) accept. */
+async function newTenant(prefix: string): Promise<{ id: string; key: string }> {
+  const id = tenantId(prefix);
+  const { apiKey } = await addTenantKey(stack.config.edge.tenantsFile, id);
+  // A mirror-marked probe with a bad content type: 415 once the key is known, 401 before; it is
+  // refused before anything is written, and never forwarded to legacy.
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    const r = await edge.inject({ method: 'POST', url: '/v2/ingest', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'text/plain', 'x-ingest-mirror': '1' }, payload: 'x' });
+    if (r.statusCode !== 401) return { id, key: apiKey };
+    await sleep(25);
+  }
+  throw new Error(`key for ${id} not picked up by the edge`);
+}
+
+async function liveIds(tenant: string, table: 'telemetry' | 'telemetry_mirror' = 'telemetry'): Promise<Set<string>> {
+  const rs = await store.client.query({ query: `SELECT id FROM ${table} FINAL WHERE tenant_id = {t:String}`, query_params: { t: tenant }, format: 'JSONEachRow' });
+  return new Set((await rs.json<{ id: string }>()).map((r) => r.id));
+}
+
+async function waitShadow(tenant: string, n: number, timeoutMs = 30_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let got = 0;
+  while (Date.now() < deadline) {
+    got = (await liveIds(tenant, 'telemetry_mirror')).size;
+    if (got >= n) return got;
+    await sleep(100);
+  }
+  return got;
+}
+
+beforeAll(async () => {
+  store = await sharedStore();
+  stack = await startInProcessStack({ store });
+  legacy = await startLegacyFixture({ tenantsFile: stack.config.edge.tenantsFile });
+  cutoverFile = `${stack.dataDir}/cutover.json`;
+  // An edge that enforces the cut-over set and forwards to the legacy fixture (the stack's own edge
+  // runs with no migration configured and is not used here).
+  edge = await buildEdge({ config: stack.config.edge, logger: false, tenantsReloadMs: 100, cutover: { file: cutoverFile, legacyUrl: legacy.url, reloadMs: 100 } });
+  edgeUrl = await edge.listen({ host: '127.0.0.1', port: 0 });
+  const edgePort = (edge.server.address() as AddressInfo).port;
+  const legacyPort = (legacy.app.server.address() as AddressInfo).port;
+  nginx = await startNginx({ port: NGINX_PORT, edgeUpstream: `127.0.0.1:${edgePort}`, legacyUpstream: `127.0.0.1:${legacyPort}` });
+  // Start from an empty rendered map whatever an earlier run left in the nginx run dir.
+  const sync = await ctl('cutover', 'sync');
+  expect(sync.code, sync.err).toBe(0);
+});
+
+afterAll(async () => {
+  await nginx?.stop();
+  await edge?.close();
+  await legacy?.close();
+  await stack?.close();
+  await store?.close();
+});
+
+describe('v2 cutover through a real nginx', () => {
+  it('A cut over lands only in v2; B not cut over lands only in legacy; C mirrored lands in both with parity', async () => {
+    const a = await newTenant('cut-a');
+    const b = await newTenant('cut-b');
+    const c = await newTenant('cut-c');
+    await flip('add', a.id);
+    await flip('mirror', c.id);
+
+    const sent = new Map<string, string[]>([[a.id, []], [b.id, []], [c.id, []]]);
+    for (let i = 0; i < 3; i++) {
+      for (const t of [a, b, c]) {
+        const entries = batch(30);
+        const r = await postIngest(nginx.url, t.key, entries);
+        expect(r.status, JSON.stringify(r.body)).toBe(200);
+        expect(r.body.accepted).toBe(30);
+        sent.get(t.id)?.push(...idsOf(entries));
+      }
+    }
+    await stack.waitLoaded();
+
+    // A: all in v2 live, none at legacy.
+    expect(await liveIds(a.id)).toEqual(new Set(sent.get(a.id)));
+    expect(legacy.ids(a.id).size).toBe(0);
+    // B: all at legacy, nothing in v2 (live or mirror).
+    expect(legacy.ids(b.id)).toEqual(new Set(sent.get(b.id)));
+    expect((await liveIds(b.id)).size).toBe(0);
+    expect((await liveIds(b.id, 'telemetry_mirror')).size).toBe(0);
+    // C: legacy authoritative, v2 holds the copy in the mirror table only.
+    expect(legacy.ids(c.id)).toEqual(new Set(sent.get(c.id)));
+    expect(await waitShadow(c.id, 90)).toBe(90);
+    expect(await liveIds(c.id, 'telemetry_mirror')).toEqual(new Set(sent.get(c.id)));
+    expect((await liveIds(c.id)).size).toBe(0);
+    // Neither the LB nor the edge ever tells legacy about v2.
+    expect(legacy.requests().filter((r) => r.version !== undefined)).toEqual([]);
+
+    const st = await ctl('cutover', 'status', c.id, '--json', '--hours', '2');
+    expect(st.code, st.err).toBe(0);
+    const parity = st.json['parity'] as { match: boolean; totals: { legacy: number; v2: number } };
+    expect(st.json['route']).toBe('mirror');
+    expect(st.json['v2Table']).toBe('telemetry_mirror');
+    expect(parity).toMatchObject({ match: true, totals: { legacy: 90, v2: 90 } });
+    const rows = st.json['rows'] as Array<{ type: string; legacy: number; v2: number }>;
+    for (const type of TYPES) expect(rows.filter((r) => r.type === type).reduce((s, r) => s + r.v2, 0)).toBe(30);
+    const human = await ctl('cutover', 'status', c.id);
+    expect(human.out).toMatch(/parity: OK — 90 legacy, 90 v2/);
+
+    const list = await ctl('cutover', 'list', '--json');
+    const listed = (list.json['tenants'] as Array<{ tenant: string; state: string }>).map((t) => [t.tenant, t.state]);
+    expect(listed).toEqual(expect.arrayContaining([[a.id, 'v2'], [c.id, 'mirror']]));
+    expect(listed.find(([t]) => t === b.id)).toBeUndefined();
+  });
+
+  it('flipping B to v2 routes its very next request to v2; removing A sends its very next request to legacy', async () => {
+    const a = await newTenant('flip-a');
+    const b = await newTenant('flip-b');
+    await flip('add', a.id);
+
+    await flip('add', b.id);
+    const toV2 = batch(10);
+    const r1 = await postIngest(nginx.url, b.key, toV2);
+    expect(r1.status).toBe(200);
+    expect(r1.headers.get('x-ingest-route')).toBe('v2');
+
+    await flip('remove', a.id);
+    const toLegacy = batch(10);
+    const r2 = await postIngest(nginx.url, a.key, toLegacy);
+    expect(r2.status).toBe(200);
+    expect(r2.headers.get('x-ingest-route')).toBe('legacy');
+
+    await stack.waitLoaded();
+    expect(await liveIds(b.id)).toEqual(new Set(idsOf(toV2)));
+    expect(legacy.ids(b.id).size).toBe(0);
+    expect(legacy.ids(a.id)).toEqual(new Set(idsOf(toLegacy)));
+    expect((await liveIds(a.id)).size).toBe(0);
+  });
+
+  it('the edge enforces the set: v2-headed requests for a tenant not cut over go to legacy whole, mirror copies only to the mirror table', async () => {
+    const d = await newTenant('enf-d');
+    // Straight at the edge, claiming v2: forwarded to legacy, answered by legacy.
+    const claimed = batch(12);
+    const r = await postIngest(edgeUrl, d.key, claimed, { headers: { 'x-ingest-version': 'v2' } });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('x-ingest-route')).toBe('legacy');
+    expect(legacy.ids(d.id)).toEqual(new Set(idsOf(claimed)));
+
+    // The LB still runs an older set (cut over) while the file says legacy: the edge forwards.
+    await flip('add', d.id);
+    await setTenantRoute({ tenantsFile: stack.config.edge.tenantsFile, cutoverFile }, d.id, 'legacy');
+    const deadline = Date.now() + 3000;
+    let stale: Awaited<ReturnType<typeof postIngest>> | undefined;
+    const staleIds: string[] = [];
+    while (Date.now() < deadline) {
+      const entries = batch(5);
+      stale = await postIngest(nginx.url, d.key, entries);
+      staleIds.push(...idsOf(entries));
+      if (stale.headers.get('x-ingest-route')?.includes('legacy')) break;
+    }
+    expect(stale?.status).toBe(200);
+    // Both the edge (legacy) and nginx (its stale v2) say where they sent it.
+    expect(stale?.headers.get('x-ingest-route')).toMatch(/legacy/);
+    expect(legacy.requests().some((x) => x.tenant === d.id && x.viaEdge)).toBe(true);
+
+    // A mirror copy never reaches live, whatever the tenant's state.
+    const copy = batch(4);
+    expect((await postIngest(edgeUrl, d.key, copy, { headers: { 'x-ingest-mirror': '1' } })).status).toBe(200);
+    await stack.waitLoaded();
+    expect(await waitShadow(d.id, 4)).toBe(4);
+    const live = await liveIds(d.id);
+    for (const id of idsOf(copy)) expect(live.has(id)).toBe(false);
+    // Whatever the edge kept live from the stale window was cut over at the time; nothing is in both.
+    const leg = legacy.ids(d.id);
+    for (const id of staleIds) expect(live.has(id) && leg.has(id)).toBe(false);
+    await ctl('cutover', 'sync');
+  });
+
+  it('under continuous load across several flips, every 2xx is in exactly one authoritative place', async () => {
+    const ts = await Promise.all([newTenant('load-1'), newTenant('load-2'), newTenant('load-3')]);
+    const records: Array<{ tenant: string; ids: string[]; status: number }> = [];
+    let stop = false;
+    const producer = async (w: number): Promise<void> => {
+      // Bounded in count and time: stops on the flag or after 3,000 requests.
+      for (let i = 0; i < 3000 && !stop; i++) {
+        const t = ts[(i + w) % ts.length] as { id: string; key: string };
+        const entries = batch(8);
+        let status = 0;
+        try {
+          status = (await postIngest(nginx.url, t.key, entries)).status;
+        } catch {
+          status = 0;
+        }
+        records.push({ tenant: t.id, ids: idsOf(entries), status });
+      }
+    };
+    const [t1, t2, t3] = ts.map((t) => t.id) as [string, string, string];
+    const producers = Promise.all([0, 1, 2, 3].map(producer));
+    const flips: Array<['add' | 'remove' | 'mirror', string]> = [
+      ['add', t1],
+      ['mirror', t2],
+      ['add', t3],
+      ['remove', t1],
+      ['add', t2],
+      ['remove', t3],
+      ['add', t1],
+      ['mirror', t3],
+      ['remove', t2],
+      ['remove', t1],
+    ];
+    try {
+      for (const [cmd, t] of flips) {
+        await sleep(200);
+        await flip(cmd, t);
+      }
+      await sleep(200);
+    } finally {
+      stop = true;
+      await producers;
+    }
+    await stack.waitLoaded();
+
+    const ok = records.filter((r) => r.status >= 200 && r.status < 300);
+    expect(ok.length).toBeGreaterThan(100);
+    // Failures are allowed only as explicit refusals/resets around a reload, never as most of the traffic.
+    expect(ok.length / records.length).toBeGreaterThan(0.9);
+    let inLegacy = 0;
+    let inV2 = 0;
+    for (const t of [t1, t2, t3]) {
+      const leg = legacy.ids(t);
+      const live = await liveIds(t);
+      for (const r of records.filter((x) => x.tenant === t)) {
+        const whereEach = r.ids.map((id) => (leg.has(id) ? 1 : 0) + (live.has(id) ? 2 : 0));
+        // Never in both, for any request, answered or not.
+        expect(whereEach.filter((w) => w === 3)).toEqual([]);
+        if (r.status >= 200 && r.status < 300) {
+          // Every accepted entry is somewhere, and a request is never split between the two.
+          expect(whereEach.every((w) => w === 1) || whereEach.every((w) => w === 2), JSON.stringify(whereEach)).toBe(true);
+          if (whereEach[0] === 1) inLegacy++;
+          else inV2++;
+        }
+      }
+    }
+    // The flips really moved traffic both ways.
+    expect(inLegacy).toBeGreaterThan(0);
+    expect(inV2).toBeGreaterThan(0);
+    expect(inLegacy + inV2).toBe(ok.length);
+  });
+});

@@ -1,0 +1,172 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { HEADERS, INGEST_VERSIONS, ingestError } from '@ingest/contracts';
+import type { ServiceMetrics } from '@ingest/observability';
+import { readCutoverFile, routeOf, tenantsFileVersion, type CutoverDoc, type TenantRoute } from '@ingest/tenants';
+import { LegacyProxy } from './legacy-proxy.ts';
+
+/** Header the load balancer puts on its mirror copy of a request still served by legacy. */
+export const MIRROR_HEADER = 'x-ingest-mirror';
+
+export interface CutoverOptions {
+  /** The cut-over set (cutover.json beside tenants.json). */
+  file: string;
+  /** Where requests for tenants that are not cut over are forwarded. */
+  legacyUrl?: string;
+  /** How often the file is checked for changes (ms); the CLI waits for edges to catch up. */
+  reloadMs?: number;
+  legacyTimeoutMs?: number;
+  maxLegacyInflight?: number;
+}
+
+export type Decision = 'live' | 'mirror' | 'legacy';
+
+interface DecisionCounter {
+  inc(labels: { tenant: string; decision: Decision }, value?: number): void;
+}
+type DecisionCounterClass = new (c: { name: string; help: string; labelNames: string[]; registers: Array<ServiceMetrics['registry']> }) => DecisionCounter;
+
+/**
+ * What the edge does with one authenticated request. `route` is undefined when no migration is
+ * configured (no cut-over file and no legacy pipeline): then everything is v2, as before cutover.
+ * A mirror copy only ever reaches the mirror table — its original already went to legacy — so it
+ * can neither be lost from nor doubled into an authoritative place, whatever the LB's config age.
+ */
+export function decide(route: TenantRoute | undefined, mirrorCopy: boolean): Decision {
+  if (mirrorCopy) return 'mirror';
+  if (route === undefined) return 'live';
+  return route === 'v2' ? 'live' : 'legacy';
+}
+
+/** Polls the cut-over file like KeyIndex polls tenants.json; a broken file keeps the last good set. */
+export class CutoverWatcher {
+  private doc: CutoverDoc | undefined;
+  private version = '';
+  private loadedOnce = false;
+  private timer: NodeJS.Timeout | undefined;
+  private reloading = false;
+  lastError: string | undefined;
+
+  constructor(private readonly file: string, private readonly reloadMs: number) {}
+
+  async start(): Promise<void> {
+    await this.reload();
+    this.timer = setInterval(() => {
+      void this.reload();
+    }, this.reloadMs);
+    this.timer.unref();
+  }
+
+  async reload(): Promise<void> {
+    if (this.reloading) return;
+    this.reloading = true;
+    try {
+      const v = await tenantsFileVersion(this.file);
+      if (v === this.version) return;
+      this.doc = await readCutoverFile(this.file);
+      this.version = v;
+      this.loadedOnce = true;
+      this.lastError = undefined;
+    } catch (e) {
+      this.lastError = (e as Error).message;
+    } finally {
+      this.reloading = false;
+    }
+  }
+
+  /** True when a cut-over file exists — or could not be read, which must not mean "all v2". */
+  present(): boolean {
+    return this.doc !== undefined || !this.loadedOnce;
+  }
+
+  route(tenant: string): TenantRoute {
+    return this.doc ? routeOf(this.doc, tenant) : 'legacy';
+  }
+
+  generation(): number {
+    return this.doc?.generation ?? 0;
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+/**
+ * The edge's half of the cutover: it enforces the same set the load balancer routes by. The LB
+ * may run an older or newer set for a moment around a change; whichever way it routed, the edge
+ * sends a request for a tenant that is not cut over to legacy whole, and marks what it keeps with
+ * the version the rest of the pipeline acts on (live, or mirror → mirror table).
+ */
+export class CutoverGate {
+  private readonly watcher: CutoverWatcher;
+  private readonly legacy: LegacyProxy | undefined;
+  private readonly decisions: DecisionCounter;
+  private closed = false;
+
+  constructor(private readonly o: CutoverOptions, limits: { timeoutMs: number; maxBodyBytes: number }, metrics: ServiceMetrics) {
+    this.watcher = new CutoverWatcher(o.file, o.reloadMs ?? 1000);
+    this.legacy = o.legacyUrl
+      ? new LegacyProxy(o.legacyUrl, { timeoutMs: o.legacyTimeoutMs ?? limits.timeoutMs, maxInflight: o.maxLegacyInflight ?? 512, maxBodyBytes: limits.maxBodyBytes })
+      : undefined;
+    // The edge package has no direct prom-client dependency (adding one needs an install), so the
+    // Counter class is taken from a metric the service already has; same class, same registry.
+    const CounterClass = metrics.accepted.constructor as unknown as DecisionCounterClass;
+    this.decisions = new CounterClass({
+      name: 'ingest_cutover_decisions_total',
+      help: 'Requests by what the edge did with them: live (v2 authoritative), mirror (mirror copy), legacy (forwarded)',
+      labelNames: ['tenant', 'decision'],
+      registers: [metrics.registry],
+    });
+  }
+
+  start(): Promise<void> {
+    return this.watcher.start();
+  }
+
+  /** Undefined while no migration is configured: the edge then behaves exactly as before cutover. */
+  private routeOf(tenant: string): TenantRoute | undefined {
+    if (!this.watcher.present() && !this.legacy) return undefined;
+    return this.watcher.route(tenant);
+  }
+
+  /**
+   * Runs in the auth hook, after the tenant is known and before rate limits or the body: true means
+   * the request was answered here (by legacy) and the v2 path must not touch it.
+   */
+  async divert(req: FastifyRequest, reply: FastifyReply, tenant: string): Promise<boolean> {
+    const d = decide(this.routeOf(tenant), req.headers[MIRROR_HEADER] === '1');
+    this.decisions.inc({ tenant, decision: d });
+    if (d !== 'legacy') {
+      // What travels to the log is the edge's decision, never a version the client claimed.
+      req.headers[HEADERS.version] = d === 'mirror' ? INGEST_VERSIONS.mirror : INGEST_VERSIONS.live;
+      return false;
+    }
+    if (!this.legacy) {
+      // Not cut over and nowhere to forward: refuse rather than take it, so nothing is split.
+      throw ingestError('INGEST_ERR_DEPENDENCY_UNAVAILABLE', ['legacy pipeline (tenant not cut over; LEGACY_URL unset)', 1], { retryAfterSeconds: 1 });
+    }
+    const a = await this.legacy.forward(req);
+    // send() of a Buffer ends the response at once, so fastify's hook chain sees it as sent and stops.
+    void reply.code(a.status).headers(a.headers).header('x-ingest-route', 'legacy').send(a.body);
+    return true;
+  }
+
+  snapshot(): Record<string, unknown> {
+    return {
+      enforcing: this.routeOf('-') !== undefined,
+      file: this.o.file,
+      generation: this.watcher.generation(),
+      legacyUrl: this.legacy?.url ?? null,
+      legacyInflight: this.legacy?.inFlight() ?? 0,
+      ...(this.watcher.lastError ? { error: this.watcher.lastError } : {}),
+    };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.watcher.close();
+    this.legacy?.close();
+  }
+}
