@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readTenants, validTenantId, withTenantsLock, type TenantsDoc } from './file.ts';
+import { readTenants, validTenantId, withTenantsLock, writeFileAtomic, type TenantsDoc } from './file.ts';
 
 /**
  * The cut-over set: which tenants the v2 pipeline is authoritative for. It lives in ONE file next
@@ -85,20 +84,6 @@ export async function readCutover(file: string): Promise<CutoverDoc> {
 
 export function routeOf(doc: CutoverDoc, tenant: string): TenantRoute {
   return doc.tenants[tenant]?.state ?? 'legacy';
-}
-
-/** Atomic replace (tmp + fsync + rename): the edges and the renderer see the old or the new set. */
-export async function writeFileAtomic(file: string, text: string, mode = 0o644): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
 }
 
 export interface CutoverFiles {

@@ -50,13 +50,13 @@ export async function readTenants(file: string): Promise<TenantsDoc> {
   return { version: 1, tenants: Object.assign(Object.create(null) as Record<string, TenantRecord>, doc.tenants) };
 }
 
-/** Atomic replace: readers (the edges) see the old or the new file, never half of one. */
-export async function writeTenants(file: string, doc: TenantsDoc): Promise<void> {
+/** Atomic replace (tmp + fsync + rename): readers (the edges) see the old or the new file, never half. */
+export async function writeFileAtomic(file: string, text: string, mode = 0o644): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'w', 0o600);
+  const fh = await open(tmp, 'w', mode);
   try {
-    await fh.writeFile(JSON.stringify(doc, null, 2) + '\n');
+    await fh.writeFile(text);
     await fh.sync();
   } finally {
     await fh.close();
@@ -64,14 +64,10 @@ export async function writeTenants(file: string, doc: TenantsDoc): Promise<void>
   await rename(tmp, file);
 }
 
-export async function tenantsFileVersion(file: string): Promise<string> {
-  try {
-    const s = await stat(file);
-    return `${s.mtimeMs}:${s.size}:${s.ino}`;
-  } catch {
-    return 'absent';
-  }
+export async function writeTenants(file: string, doc: TenantsDoc): Promise<void> {
+  await writeFileAtomic(file, JSON.stringify(doc, null, 2) + '\n', 0o600);
 }
+
 
 /**
  * Read-modify-write of the tenants file under a lock: an O_EXCL lock file across processes (two

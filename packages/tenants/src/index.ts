@@ -1,5 +1,6 @@
 export { generateApiKey, hashApiKey, keyPrefix, keyMatches } from './keys.ts';
-export { readTenants, writeTenants, tenantsFileVersion, addTenantKey, revokeTenantKey, validTenantId } from './file.ts';
+export { readTenants, writeTenants, writeFileAtomic, addTenantKey, revokeTenantKey, validTenantId } from './file.ts';
+export { PolledFile, fileVersion } from './polled-file.ts';
 export type { TenantLimits, StoredKey, TenantRecord, TenantsDoc } from './file.ts';
 export {
   CUTOVER_STATES,
@@ -11,7 +12,6 @@ export {
   routeOf,
   setTenantRoute,
   withCutoverSnapshot,
-  writeFileAtomic,
   routeMapEntries,
   renderNginxMap,
   renderEnvoyRoutes,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { keyMatches, keyPrefix, readTenants, tenantsFileVersion, type TenantsDoc } from '@ingest/tenants';
+import { keyMatches, keyPrefix, readTenants, fileVersion, type TenantsDoc } from '@ingest/tenants';
 
 export interface LegacyFixtureOptions {
   /** Keys are checked against the same tenants file the v2 edge uses (a shared key store). */
@@ -52,7 +52,7 @@ export async function startLegacyFixture(o: LegacyFixtureOptions): Promise<Legac
     const key = /^Bearer\s+(\S+)$/i.exec(auth ?? '')?.[1];
     const prefix = key ? keyPrefix(key) : undefined;
     if (!key || !prefix) return undefined;
-    const v = await tenantsFileVersion(o.tenantsFile);
+    const v = await fileVersion(o.tenantsFile);
     if (v !== version) {
       tenants = await readTenants(o.tenantsFile);
       version = v;

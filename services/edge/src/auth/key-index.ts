@@ -1,4 +1,4 @@
-import { keyMatches, keyPrefix, readTenants, tenantsFileVersion, type TenantLimits, type TenantsDoc } from '@ingest/tenants';
+import { PolledFile, keyMatches, keyPrefix, readTenants, type TenantLimits, type TenantsDoc } from '@ingest/tenants';
 
 export interface Principal {
   tenant: string;
@@ -18,38 +18,23 @@ interface IndexedKey {
 export class KeyIndex {
   private byPrefix = new Map<string, IndexedKey[]>();
   private limits = new Map<string, TenantLimits>();
-  private version = '';
-  private timer: NodeJS.Timeout | undefined;
-  private reloading = false;
-  lastError: string | undefined;
+  private readonly file: PolledFile<TenantsDoc>;
 
-  constructor(private readonly file: string, private readonly reloadMs = 1000, private readonly onReload?: (tenants: number) => void) {}
-
-  async start(): Promise<void> {
-    await this.reload();
-    this.timer = setInterval(() => {
-      void this.reload();
-    }, this.reloadMs);
-    this.timer.unref();
+  constructor(file: string, reloadMs = 1000) {
+    this.file = new PolledFile(file, reloadMs, readTenants, (doc) => this.apply(doc));
   }
 
-  /** Re-reads the file if its version changed; a broken file keeps the last good index. */
-  async reload(): Promise<void> {
-    if (this.reloading) return;
-    this.reloading = true;
-    try {
-      const v = await tenantsFileVersion(this.file);
-      if (v === this.version) return;
-      const doc = await readTenants(this.file);
-      this.apply(doc);
-      this.version = v;
-      this.lastError = undefined;
-      this.onReload?.(this.limits.size);
-    } catch (e) {
-      this.lastError = (e as Error).message;
-    } finally {
-      this.reloading = false;
-    }
+  start(): Promise<void> {
+    return this.file.start();
+  }
+
+  /** Re-reads the file if it changed; a broken file keeps the last good index. */
+  reload(): Promise<void> {
+    return this.file.reload();
+  }
+
+  get lastError(): string | undefined {
+    return this.file.lastError;
   }
 
   private apply(doc: TenantsDoc): void {
@@ -84,8 +69,7 @@ export class KeyIndex {
   }
 
   close(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.file.close();
   }
 }
 

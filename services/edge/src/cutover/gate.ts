@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HEADERS, INGEST_VERSIONS, ingestError } from '@ingest/contracts';
 import type { ServiceMetrics } from '@ingest/observability';
-import { readCutoverFile, routeOf, tenantsFileVersion, type CutoverDoc, type TenantRoute } from '@ingest/tenants';
+import { PolledFile, readCutoverFile, routeOf, type CutoverDoc, type TenantRoute } from '@ingest/tenants';
 import { LegacyProxy } from './legacy-proxy.ts';
 
 /** Header the load balancer puts on its mirror copy of a request still served by legacy. */
@@ -37,45 +37,33 @@ export function decide(route: TenantRoute | undefined, mirrorCopy: boolean): Dec
   return route === 'v2' ? 'live' : 'legacy';
 }
 
-/** Polls the cut-over file like KeyIndex polls tenants.json; a broken file keeps the last good set. */
+/** The cut-over file as the edge sees it; a broken file keeps the last good set. */
 export class CutoverWatcher {
-  private doc: CutoverDoc | undefined;
-  private version = '';
-  private loadedOnce = false;
-  private timer: NodeJS.Timeout | undefined;
-  private reloading = false;
-  lastError: string | undefined;
+  private readonly file: PolledFile<CutoverDoc | undefined>;
 
-  constructor(private readonly file: string, private readonly reloadMs: number) {}
-
-  async start(): Promise<void> {
-    await this.reload();
-    this.timer = setInterval(() => {
-      void this.reload();
-    }, this.reloadMs);
-    this.timer.unref();
+  constructor(file: string, reloadMs: number) {
+    this.file = new PolledFile(file, reloadMs, readCutoverFile);
   }
 
-  async reload(): Promise<void> {
-    if (this.reloading) return;
-    this.reloading = true;
-    try {
-      const v = await tenantsFileVersion(this.file);
-      if (v === this.version) return;
-      this.doc = await readCutoverFile(this.file);
-      this.version = v;
-      this.loadedOnce = true;
-      this.lastError = undefined;
-    } catch (e) {
-      this.lastError = (e as Error).message;
-    } finally {
-      this.reloading = false;
-    }
+  start(): Promise<void> {
+    return this.file.start();
+  }
+
+  reload(): Promise<void> {
+    return this.file.reload();
+  }
+
+  get lastError(): string | undefined {
+    return this.file.lastError;
+  }
+
+  private get doc(): CutoverDoc | undefined {
+    return this.file.current;
   }
 
   /** True when a cut-over file exists — or could not be read, which must not mean "all v2". */
   present(): boolean {
-    return this.doc !== undefined || !this.loadedOnce;
+    return this.doc !== undefined || !this.file.loadedOnce;
   }
 
   route(tenant: string): TenantRoute {
@@ -87,8 +75,7 @@ export class CutoverWatcher {
   }
 
   close(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.file.close();
   }
 }
 
