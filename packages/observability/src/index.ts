@@ -2,5 +2,5 @@ export { createServiceMetrics } from './metrics.ts';
 export type { ServiceMetrics } from './metrics.ts';
 export { installServiceBasics, toIngestError, sendError } from './http.ts';
 export type { Readiness, ServiceBasicsOptions } from './http.ts';
-export { loggerOptions } from './logger.ts';
+export { loggerOptions, serverLogOptions } from './logger.ts';
 export type { LoggingOptions } from './logger.ts';

@@ -1,4 +1,4 @@
-import type { FastifyServerOptions } from 'fastify';
+import { LogController, type FastifyServerOptions } from 'fastify';
 
 /**
  * Structured JSON logs only: untrusted strings (tenant-supplied) can't forge lines (CRLF
@@ -15,5 +15,14 @@ export function loggerOptions(service: string, level = 'info'): FastifyServerOpt
     level,
     base: { service },
     redact: { paths: ['req.headers.authorization', 'headers.authorization'], censor: '[redacted]' },
+  };
+}
+
+/** Logger and request-logging options for a service's fastify factory; `false` silences it (tests). */
+export function serverLogOptions(service: string, logging: LoggingOptions | undefined, enabled = true): Pick<FastifyServerOptions, 'logger' | 'logController'> {
+  if (!enabled) return { logger: false };
+  return {
+    logger: loggerOptions(service, logging?.level),
+    logController: new LogController({ disableRequestLogging: !(logging?.requests ?? false) }),
   };
 }

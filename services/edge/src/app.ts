@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { HEADERS, IngestError, ROUTES, ingestError, type IngestResult, type NormalizeRequest } from '@ingest/contracts';
 import type { EdgeConfig } from '@ingest/config';
 import { FairBudget, retryAfterSeconds, type Lease } from '@ingest/queue';
-import { createServiceMetrics, installServiceBasics, loggerOptions, type LoggingOptions, sendError } from '@ingest/observability';
+import { createServiceMetrics, installServiceBasics, serverLogOptions, type LoggingOptions, sendError } from '@ingest/observability';
 import { KeyIndex, bearerToken, type Principal } from './auth/key-index.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
 import { HopClient } from '@ingest/internal-http';
@@ -38,8 +38,7 @@ const INGEST_CONTENT_TYPES = ['application/json', 'application/x-ndjson', 'appli
 export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   const cfg = opts.config;
   const app = Fastify({
-    logger: opts.logger === false ? false : loggerOptions('edge', opts.logging?.level),
-    disableRequestLogging: !(opts.logging?.requests ?? false),
+    ...serverLogOptions('edge', opts.logging, opts.logger !== false),
     // The decompressed limit is enforced by readBody; this bounds everything else.
     bodyLimit: cfg.bodyLimitBytes,
     onProtoPoisoning: 'error',

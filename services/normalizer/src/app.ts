@@ -14,7 +14,7 @@ import {
 import type { NormalizerConfig } from '@ingest/config';
 import { HopClient } from '@ingest/internal-http';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
-import { createServiceMetrics, installServiceBasics, loggerOptions, type LoggingOptions } from '@ingest/observability';
+import { createServiceMetrics, installServiceBasics, serverLogOptions, type LoggingOptions } from '@ingest/observability';
 import { normalizeEntry } from './rules/index.ts';
 
 export interface NormalizerOptions {
@@ -29,8 +29,7 @@ const MAX_DEAD_LETTER_RAW = 8 * 1024;
 export async function buildNormalizer(opts: NormalizerOptions): Promise<FastifyInstance> {
   const cfg = opts.config;
   const app = Fastify({
-    logger: opts.logger === false ? false : loggerOptions('normalizer', opts.logging?.level),
-    disableRequestLogging: !(opts.logging?.requests ?? false),
+    ...serverLogOptions('normalizer', opts.logging, opts.logger !== false),
     bodyLimit: 256 * 1024 * 1024,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',

@@ -5,7 +5,7 @@ import type { BackendConfig, SinkConfig } from '@ingest/config';
 import { LogUnavailableError, openLog, type DurableLog, type LogMessage } from '@ingest/log';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
 import { TABLES, TelemetryStore, type TableName } from '@ingest/storage';
-import { createServiceMetrics, installServiceBasics, loggerOptions, type LoggingOptions } from '@ingest/observability';
+import { createServiceMetrics, installServiceBasics, serverLogOptions, type LoggingOptions } from '@ingest/observability';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { LogBatcher } from './batch/log-batcher.ts';
 import { ClickHouseLoader } from './loader/clickhouse-loader.ts';
@@ -32,8 +32,7 @@ export interface SinkWriterOptions {
 export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyInstance> {
   const { config: cfg, backends: be } = opts;
   const app = Fastify({
-    logger: opts.logger === false ? false : loggerOptions('sink-writer', opts.logging?.level),
-    disableRequestLogging: !(opts.logging?.requests ?? false),
+    ...serverLogOptions('sink-writer', opts.logging, opts.logger !== false),
     bodyLimit: 512 * 1024 * 1024,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
