@@ -1,0 +1,27 @@
+/**
+ * A producer process for the kill -9 test: records FLUSHED entries (ids f-0…), calls flush(),
+ * prints "FLUSHED <n>", then keeps recording unflushed entries (ids u-…) until it is killed.
+ * Configured by environment: WAL_DIR, ENDPOINT, API_KEY, FLUSHED.
+ */
+import { IngestClient } from '../client.ts';
+
+const env = (k: string): string => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is required`);
+  return v;
+};
+
+const n = Number(env('FLUSHED'));
+const client = await IngestClient.open({ walDir: env('WAL_DIR'), endpoint: env('ENDPOINT'), apiKey: env('API_KEY'), maxBatchSize: 500, maxInFlight: 2, fsync: 'perBatch' });
+for (let i = 0; i < n; i++) {
+  client.record({ id: `f-${i}`, type: 'log', app: 'crash', data: { level: 'info', message: `flushed ${i}` } });
+  // Paced, so delivery runs alongside: at the kill some flushed entries are acked, some not.
+  if (i % 1000 === 999) await new Promise((r) => setTimeout(r, 10));
+}
+await client.flush();
+process.stdout.write(`FLUSHED ${n} exported=${client.stats().exportedTotal}\n`);
+let j = 0;
+// A ref'd timer: the process lives, recording, until the test kills it.
+setInterval(() => {
+  for (let k = 0; k < 100; k++) client.record({ id: `u-${j++}`, type: 'log', app: 'crash', data: { level: 'info', message: 'unflushed' } });
+}, 5);
