@@ -46,7 +46,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
 }
 
 // Run only when executed, not when imported by tests.
-if (process.argv[1] && /ingestctl[\\/]src[\\/]main\.ts$/.test(process.argv[1])) {
+if (process.argv[1] && /ingestctl([\\/]src[\\/]main\.ts|[\\/]bin[\\/]ingestctl(\.js)?)$/.test(process.argv[1])) {
   const io: Io = { out: (s) => console.log(s), err: (s) => console.error(s), env: process.env };
   runCli(process.argv.slice(2), io).then(
     (code) => process.exit(code),
