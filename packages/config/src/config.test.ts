@@ -31,6 +31,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ CUTOVER_RELOAD_MS: 'soon' })).toThrow(/CUTOVER_RELOAD_MS/);
   });
 
+  it('shares one internal token with every service and refuses a short one', () => {
+    const c = loadConfig({ INGEST_INTERNAL_TOKEN: 'x'.repeat(32) });
+    expect([c.edge.internalToken, c.normalizer.internalToken, c.sink.internalToken]).toEqual(['x'.repeat(32), 'x'.repeat(32), 'x'.repeat(32)]);
+    expect(() => loadConfig({ INGEST_INTERNAL_TOKEN: 'short' })).toThrow(/INGEST_INTERNAL_TOKEN/);
+  });
+
   it('reads brokers as a list', () => {
     expect(loadConfig({ KAFKA_BROKERS: '127.0.0.1:9092, 127.0.0.1:9093' }).backends.kafkaBrokers).toEqual(['127.0.0.1:9092', '127.0.0.1:9093']);
   });

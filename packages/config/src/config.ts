@@ -36,6 +36,8 @@ export interface EdgeConfig {
   defaultBytesPerSecond: number;
   downstreamTimeoutMs: number;
   cutover: CutoverConfig;
+  /** Sent to the normalizer on every hop; see NormalizerConfig.internalToken. */
+  internalToken: string | undefined;
 }
 
 /** The v2 cutover (runbooks/cutover.md). With no set file and no legacy URL, everything is v2. */
@@ -51,6 +53,8 @@ export interface CutoverConfig {
 export interface NormalizerConfig {
   host: string;
   port: number;
+  /** When set, /internal and /admin routes require it, and hops downstream send it. */
+  internalToken: string | undefined;
   sinkUrl: string;
   inflightBytes: number;
   inflightEntries: number;
@@ -60,6 +64,8 @@ export interface NormalizerConfig {
 export interface SinkConfig {
   host: string;
   port: number;
+  /** When set, /internal and /admin routes require it. */
+  internalToken: string | undefined;
   /** Bytes and entries waiting for the log, across tenants. */
   inflightBytes: number;
   inflightEntries: number;
@@ -96,6 +102,9 @@ export function loadConfig(env: Env = process.env): IngestConfig {
   const normalizerPort = r.int('NORMALIZER_PORT', 8081, { min: 0, max: 65535 });
   const sinkPort = r.int('SINK_PORT', 8082, { min: 0, max: 65535 });
   const brokers = r.list('KAFKA_BROKERS', []);
+  // One shared secret for service-to-service calls; unset keeps the internal network open (dev).
+  const internalToken = r.optionalString('INGEST_INTERNAL_TOKEN');
+  if (internalToken !== undefined && internalToken.length < 16) r.problem('INGEST_INTERNAL_TOKEN must be at least 16 characters');
 
   const cfg: IngestConfig = {
     logging: {
@@ -127,6 +136,7 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       defaultEntriesPerSecond: r.int('TENANT_DEFAULT_EPS', 50_000, { min: 1 }),
       defaultBytesPerSecond: r.bytes('TENANT_DEFAULT_BPS', 64 * 1024 * 1024),
       downstreamTimeoutMs: r.int('EDGE_DOWNSTREAM_TIMEOUT_MS', 30_000, { min: 100 }),
+      internalToken,
       cutover: {
         file: r.string('CUTOVER_FILE', path.join(path.dirname(r.string('TENANTS_FILE', `${dataDir}/tenants.json`)), 'cutover.json')),
         legacyUrl: r.url('LEGACY_URL'),
@@ -137,6 +147,7 @@ export function loadConfig(env: Env = process.env): IngestConfig {
     normalizer: {
       host,
       port: normalizerPort,
+      internalToken,
       sinkUrl: r.url('SINK_URL') ?? `http://127.0.0.1:${sinkPort}`,
       inflightBytes: r.bytes('NORMALIZER_INFLIGHT_BYTES', 256 * 1024 * 1024),
       inflightEntries: r.int('NORMALIZER_INFLIGHT_ENTRIES', 200_000, { min: 1 }),
@@ -145,6 +156,7 @@ export function loadConfig(env: Env = process.env): IngestConfig {
     sink: {
       host,
       port: sinkPort,
+      internalToken,
       inflightBytes: r.bytes('SINK_INFLIGHT_BYTES', 256 * 1024 * 1024),
       inflightEntries: r.int('SINK_INFLIGHT_ENTRIES', 200_000, { min: 1 }),
       batchMaxEntries: r.int('SINK_BATCH_MAX_ENTRIES', 5_000, { min: 1 }),

@@ -16,6 +16,7 @@ export interface CatalogEntry {
 
 export const ERROR_CATALOG = {
   INGEST_ERR_UNAUTHENTICATED: { status: 401, retryable: false, scope: 'request', message: 'missing API key: send "Authorization: Bearer <api key>"' },
+  INGEST_ERR_INTERNAL_UNAUTHENTICATED: { status: 401, retryable: false, scope: 'request', message: 'internal and admin routes need the x-ingest-internal-token header (INGEST_INTERNAL_TOKEN)' },
   INGEST_ERR_INVALID_API_KEY: { status: 401, retryable: false, scope: 'request', message: 'the API key is unknown or revoked; create one with `ingestctl tenants add`' },
   INGEST_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, scope: 'request', message: 'content type %s is not accepted; send application/json or application/x-ndjson' },
   INGEST_ERR_UNSUPPORTED_ENCODING: { status: 415, retryable: false, scope: 'request', message: 'content encoding %s is not accepted; send gzip, zstd or identity' },

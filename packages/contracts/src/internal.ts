@@ -12,6 +12,8 @@ export const HEADERS = {
   version: 'x-ingest-version',
   traceparent: 'traceparent',
   receivedAt: 'x-ingest-received-at',
+  /** Shared secret between our own services (and ingestctl) for /internal and /admin routes. */
+  internalToken: 'x-ingest-internal-token',
 } as const;
 
 /**

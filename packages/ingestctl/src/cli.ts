@@ -46,3 +46,9 @@ export function table(rows: Array<Record<string, string | number>>): string {
   const line = (vals: string[]) => vals.map((v, i) => v.padEnd(w[i] ?? 0)).join('  ').trimEnd();
   return [line(cols.map((c) => c.toUpperCase())), ...rows.map((r) => line(cols.map((c) => String(r[c] ?? ''))))].join('\n');
 }
+
+/** Headers for the services' /admin routes (the shared internal token, when one is configured). */
+export function adminHeaders(env: Io['env']): Record<string, string> {
+  const t = env['INGEST_INTERNAL_TOKEN'];
+  return t ? { 'x-ingest-internal-token': t } : {};
+}

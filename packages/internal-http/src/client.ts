@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import { IngestError, ingestError, isErrorCode, type ErrorCode } from '@ingest/contracts';
+import { HEADERS, IngestError, ingestError, isErrorCode, type ErrorCode } from '@ingest/contracts';
 
 export interface HopOptions {
   /** Name of the downstream service, used in error messages. */
@@ -8,6 +8,8 @@ export interface HopOptions {
   /** Code to use for a 429 whose body carries no catalog code. */
   overloadedCode: ErrorCode;
   connections?: number;
+  /** Sent as x-ingest-internal-token on every call, when the downstream requires it. */
+  internalToken?: string | undefined;
 }
 
 /**
@@ -36,7 +38,7 @@ export class HopClient {
       res = await this.pool.request({
         path,
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...headers },
+        headers: { 'content-type': 'application/json', ...(this.opts.internalToken ? { [HEADERS.internalToken]: this.opts.internalToken } : {}), ...headers },
         body: JSON.stringify(body),
       });
     } catch (e) {

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { IngestError, ingestError, type ErrorBody } from '@ingest/contracts';
+import { timingSafeEqual } from 'node:crypto';
+import { HEADERS, IngestError, ingestError, type ErrorBody } from '@ingest/contracts';
 import type { ServiceMetrics } from './metrics.ts';
 
 export interface Readiness {
@@ -14,6 +15,8 @@ export interface ServiceBasicsOptions {
   readiness: () => Promise<Readiness> | Readiness;
   /** Extra status for `ingestctl status` (budget use, lag...). */
   status?: () => Promise<Record<string, unknown>> | Record<string, unknown>;
+  /** When set, /internal/* and /admin/* require it in x-ingest-internal-token. */
+  internalToken?: string | undefined;
   /** The authenticated tenant of a request, for metric labels ('-' when there is none). */
   tenantOf?: (req: FastifyRequest) => string | undefined;
 }
@@ -77,6 +80,17 @@ export function installServiceBasics(app: FastifyInstance, opts: ServiceBasicsOp
   app.setNotFoundHandler((req, reply) => sendError(reply, ingestError('INGEST_ERR_NOT_FOUND', [`${req.method} ${req.url.slice(0, 100)}`])));
 
   // pid lets a supervisor tell its own child from a stray process that holds the port.
+  const expected = opts.internalToken ? Buffer.from(opts.internalToken) : undefined;
+  if (expected) {
+    app.addHook('onRequest', async (req) => {
+      const url = req.url;
+      if (!url.startsWith('/internal/') && !url.startsWith('/admin/')) return;
+      const got = req.headers[HEADERS.internalToken];
+      const given = Buffer.from(typeof got === 'string' ? got : '');
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw ingestError('INGEST_ERR_INTERNAL_UNAUTHENTICATED');
+    });
+  }
+
   app.get('/healthz', async () => ({ status: 'ok', service: opts.service, pid: process.pid }));
 
   app.get('/readyz', async (_req, reply) => {

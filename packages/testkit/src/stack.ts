@@ -51,6 +51,7 @@ export async function startInProcessStack(o: InProcessStackOptions = {}): Promis
   const edge = await buildEdge({ config: config.edge, logger: false, tenantsReloadMs: 200, ...(o.redis ? { redis: o.redis } : {}) });
   const edgeUrl = await edge.listen({ host: '127.0.0.1', port: o.edgePort ?? 0 });
 
+  const admin: Record<string, string> = config.sink.internalToken ? { 'x-ingest-internal-token': config.sink.internalToken } : {};
   let closed = false;
   return {
     config,
@@ -72,12 +73,12 @@ export async function startInProcessStack(o: InProcessStackOptions = {}): Promis
       throw new Error(`key for ${id} not picked up by the edge`);
     },
     async waitLoaded(timeoutMs = 60_000) {
-      await waitLoaded(sinkUrl, timeoutMs);
+      await waitLoaded(sinkUrl, timeoutMs, admin);
     },
     async rowStats(tenant) {
       const u = new URL('/admin/v1/row-stats', sinkUrl);
       if (tenant) u.searchParams.set('tenant', tenant);
-      return (await (await fetch(u)).json()) as { rows: number; distinctIds: number; final: number };
+      return (await (await fetch(u, { headers: admin })).json()) as { rows: number; distinctIds: number; final: number };
     },
     async close() {
       if (closed) return;
@@ -90,11 +91,11 @@ export async function startInProcessStack(o: InProcessStackOptions = {}): Promis
   };
 }
 
-export async function waitLoaded(sinkUrl: string, timeoutMs = 60_000): Promise<void> {
+export async function waitLoaded(sinkUrl: string, timeoutMs = 60_000, headers: Record<string, string> = {}): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = -1;
   while (Date.now() < deadline) {
-    const r = await fetch(new URL('/admin/v1/lag', sinkUrl));
+    const r = await fetch(new URL('/admin/v1/lag', sinkUrl), { headers });
     const body = (await r.json()) as { total: number };
     last = body.total;
     if (r.ok && body.total === 0) return;

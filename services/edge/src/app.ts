@@ -54,7 +54,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   await cutover.start();
   const rates: RateStore = opts.redis ? new RedisRateStore(opts.redis) : new MemoryRateStore();
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
-  const normalizer = new HopClient(cfg.normalizerUrl, { name: 'normalizer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_NORMALIZER_OVERLOADED' });
+  const normalizer = new HopClient(cfg.normalizerUrl, { name: 'normalizer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_NORMALIZER_OVERLOADED', internalToken: cfg.internalToken });
   let closing = false;
 
   installServiceBasics(app, {

@@ -36,12 +36,13 @@ export async function buildNormalizer(opts: NormalizerOptions): Promise<FastifyI
   });
   const metrics = createServiceMetrics('normalizer', { defaultMetrics: opts.logger !== false });
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
-  const sink = new HopClient(cfg.sinkUrl, { name: 'sink-writer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_SINK_OVERLOADED' });
+  const sink = new HopClient(cfg.sinkUrl, { name: 'sink-writer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_SINK_OVERLOADED', internalToken: cfg.internalToken });
   let closing = false;
 
   installServiceBasics(app, {
     service: 'normalizer',
     metrics,
+    internalToken: cfg.internalToken,
     readiness: () => ({ ready: !closing, checks: {} }),
     status: () => ({ budget: budget.snapshot() }),
   });

@@ -147,6 +147,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
   installServiceBasics(app, {
     service: 'sink-writer',
     metrics,
+    internalToken: cfg.internalToken,
     readiness: async () => {
       const ch = await store.ping();
       // Ready means "can take writes": the log. ClickHouse down only delays loading (the log holds

@@ -19,7 +19,7 @@ import {
   type TenantRoute,
   type TenantsDoc,
 } from '@ingest/tenants';
-import { parse, table, UsageError, type Command, type Io } from '../cli.ts';
+import { adminHeaders, parse, table, UsageError, type Command, type Io } from '../cli.ts';
 import { tenantsFile } from './tenants.ts';
 
 const HELP = `ingestctl cutover — move tenants from the legacy pipeline to v2, one at a time
@@ -284,7 +284,7 @@ async function v2CountFn(io: Io): Promise<{ count: CountFn; close: () => Promise
       u.searchParams.set('type', q.type);
       u.searchParams.set('since', String(q.sinceMs));
       u.searchParams.set('table', q.table);
-      const res = await fetch(u, { signal: AbortSignal.timeout(30_000) });
+      const res = await fetch(u, { headers: adminHeaders(io.env), signal: AbortSignal.timeout(30_000) });
       const body = (await res.json()) as { count?: number; error?: { message: string } };
       if (!res.ok || body.count === undefined) throw new Error(`sink writer count failed: ${body.error?.message ?? res.status}`);
       return body.count;

@@ -1,5 +1,5 @@
 import { TelemetryStore } from '@ingest/storage';
-import { parse, parseDuration, UsageError, type Command } from '../cli.ts';
+import { adminHeaders, parse, parseDuration, UsageError, type Command } from '../cli.ts';
 
 const HELP = `ingestctl query — read what landed in ClickHouse
 
@@ -41,7 +41,7 @@ export const query: Command = {
       if (q.sinceMs !== undefined) u.searchParams.set('since', String(q.sinceMs));
       let res: Response;
       try {
-        res = await fetch(u, { signal: AbortSignal.timeout(30_000) });
+        res = await fetch(u, { headers: adminHeaders(io.env), signal: AbortSignal.timeout(30_000) });
       } catch (e) {
         io.err(`cannot reach the sink writer at ${sink} (${(e as Error).message}); is the product running (pnpm start)?`);
         return 1;

@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Presets, SingleBar } from 'cli-progress';
-import { parse, table, UsageError, type Command, type Io } from '../cli.ts';
+import { adminHeaders, parse, table, UsageError, type Command, type Io } from '../cli.ts';
 
 const HELP = `ingestctl replay — re-read a window of the durable log into the shadow table
 
@@ -70,7 +70,8 @@ export async function callSink<T>(io: Io, method: 'GET' | 'POST' | 'DELETE', rou
   try {
     res = await fetch(new URL(route, base), {
       method,
-      ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}),
+      headers: { ...adminHeaders(io.env), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (e) {
