@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** A usage error: printed with the command's help, exit code 2. */
@@ -51,4 +52,9 @@ export function table(rows: Array<Record<string, string | number>>): string {
 export function adminHeaders(env: Io['env']): Record<string, string> {
   const t = env['INGEST_INTERNAL_TOKEN'];
   return t ? { 'x-ingest-internal-token': t } : {};
+}
+
+/** The tenants file every command reads: TENANTS_FILE, or tenants.json in the data directory. */
+export function tenantsFile(env: Io['env']): string {
+  return env['TENANTS_FILE'] ?? path.join(env['INGEST_DATA_DIR'] ?? '.data', 'tenants.json');
 }

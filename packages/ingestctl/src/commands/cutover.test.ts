@@ -19,6 +19,24 @@ async function ctl(e: Record<string, string>, ...argv: string[]) {
 }
 
 describe('ingestctl cutover', () => {
+  it('a key added to or revoked from a cut-over tenant is re-rendered into the map at once', async () => {
+    const e = await env();
+    await addTenantKey(path.join(e.INGEST_DATA_DIR, 'tenants.json'), 'acme');
+    expect((await ctl(e, 'cutover', 'add', 'acme')).code).toBe(0);
+    const added = await ctl(e, 'tenants', 'add', 'acme', '--json');
+    expect(added.code, added.err).toBe(0);
+    const newKey = (JSON.parse(added.out) as { apiKey: string }).apiKey;
+    const newPrefix = newKey.slice(0, 11);
+    const map = path.join(e.CUTOVER_NGINX_DIR, 'cutover-map.conf');
+    expect(await readFile(map, 'utf8')).toContain(`"${newPrefix}" v2; # acme`);
+    expect((await ctl(e, 'tenants', 'revoke-key', 'acme', newPrefix)).code).toBe(0);
+    expect(await readFile(map, 'utf8')).not.toContain(newPrefix);
+    // A tenant on legacy needs nothing rendered: adding its key leaves the map as it was.
+    const before = await readFile(map, 'utf8');
+    expect((await ctl(e, 'tenants', 'add', 'other')).code).toBe(0);
+    expect(await readFile(map, 'utf8')).toBe(before);
+  });
+
   it('add renders the tenant’s key prefixes into the nginx map; remove takes them out', async () => {
     const e = await env();
     const { prefix } = await addTenantKey(path.join(e.INGEST_DATA_DIR, 'tenants.json'), 'acme');

@@ -19,8 +19,7 @@ import {
   type TenantRoute,
   type TenantsDoc,
 } from '@ingest/tenants';
-import { adminHeaders, parse, table, UsageError, type Command, type Io } from '../cli.ts';
-import { tenantsFile } from './tenants.ts';
+import { adminHeaders, parse, table, tenantsFile, UsageError, type Command, type Io } from '../cli.ts';
 
 const HELP = `ingestctl cutover — move tenants from the legacy pipeline to v2, one at a time
 

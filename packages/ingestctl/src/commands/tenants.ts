@@ -1,9 +1,19 @@
-import path from 'node:path';
-import { addTenantKey, readTenants, revokeTenantKey } from '@ingest/tenants';
-import { parse, table, UsageError, type Command, type Io } from '../cli.ts';
+import { addTenantKey, readCutover, readTenants, revokeTenantKey, routeOf } from '@ingest/tenants';
+import { parse, table, tenantsFile, UsageError, type Command, type Io } from '../cli.ts';
+import { cutover, cutoverEnv } from './cutover.ts';
 
-export function tenantsFile(env: Io['env']): string {
-  return env['TENANTS_FILE'] ?? path.join(env['INGEST_DATA_DIR'] ?? '.data', 'tenants.json');
+/**
+ * The load balancer routes on key prefixes rendered from the cut-over set, so a key added to (or
+ * revoked from) a tenant that is cut over or mirrored must be re-rendered, or the new key would
+ * still go to legacy. Same code path as `ingestctl cutover sync`.
+ */
+async function resyncIfRouted(io: Io, tenant: string, json: boolean): Promise<void> {
+  const ce = cutoverEnv(io.env);
+  const route = routeOf(await readCutover(ce.files.cutoverFile), tenant);
+  if (route === 'legacy') return;
+  const quiet: Io = { ...io, out: json ? () => undefined : (s) => io.out(`cutover: ${route} tenant, routes re-rendered — ${s.split('\n').join(' ')}`) };
+  const code = await cutover.run(['sync'], quiet);
+  if (code !== 0) io.err(`the key change is saved, but re-rendering the cut-over routes failed; run \`ingestctl cutover sync\``);
 }
 
 const HELP = `ingestctl tenants — manage tenants and their API keys
@@ -46,6 +56,7 @@ export const tenants: Command = {
         const r = await addTenantKey(file, id, Object.keys(limits).length ? limits : undefined);
         if (values.json) io.out(JSON.stringify({ tenant: id, apiKey: r.apiKey }));
         else io.out(`${r.created ? 'created tenant' : 'added a key to tenant'} ${id}\nAPI key (shown once, store it now):\n  ${r.apiKey}`);
+        await resyncIfRouted(io, id, values.json === true);
         return 0;
       }
       case 'list': {
@@ -64,6 +75,7 @@ export const tenants: Command = {
         const [id, prefix] = rest;
         if (!id || !prefix) throw new UsageError('tenants revoke-key needs <tenant> <key-prefix>');
         const n = await revokeTenantKey(file, id, prefix);
+        if (n > 0) await resyncIfRouted(io, id, values.json === true);
         if (values.json) io.out(JSON.stringify({ tenant: id, revoked: n }));
         else io.out(n === 0 ? `no live key of ${id} starts with ${prefix}` : `revoked ${n} key(s) of ${id}`);
         return n === 0 ? 1 : 0;
