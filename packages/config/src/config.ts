@@ -16,6 +16,8 @@ export interface BackendConfig {
   dlqTopic: string;
   partitions: number;
   logFsync: 'always' | 'interval' | 'never';
+  /** Embedded log: size per partition above which fully-read segments are deleted. */
+  logRetentionBytes: number;
 }
 
 export interface EdgeConfig {
@@ -121,6 +123,7 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       dlqTopic: r.string('LOG_DLQ_TOPIC', TOPICS.deadLetter),
       partitions: r.int('LOG_PARTITIONS', 3, { min: 1, max: 1024 }),
       logFsync: r.oneOf('LOG_FSYNC', ['always', 'interval', 'never'] as const, 'always'),
+      logRetentionBytes: r.bytes('LOG_RETENTION_BYTES', 1024 ** 3),
     },
     edge: {
       host,

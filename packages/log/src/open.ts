@@ -9,6 +9,8 @@ export interface OpenLogOptions {
   dir: string;
   partitions: number;
   fsync: 'always' | 'interval' | 'never';
+  /** Embedded: per-partition size limit; segments a consumer group has not read are kept anyway. */
+  retentionBytes?: number;
   clientId: string;
   /** Embedded: open without writing anything (operator tools beside a running service). */
   readOnly?: boolean;
@@ -22,6 +24,7 @@ export function openLog(o: OpenLogOptions): DurableLog {
     dir: o.dir,
     partitions: o.partitions,
     fsync: o.fsync,
+    ...(o.retentionBytes !== undefined ? { retentionBytes: o.retentionBytes } : {}),
     ...(o.readOnly ? { readOnly: true } : {}),
     ...(o.onTornTail ? { onTornTail: o.onTornTail } : {}),
   });

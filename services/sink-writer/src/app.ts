@@ -60,6 +60,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
       dir: path.join(be.dataDir, 'log'),
       partitions: be.partitions,
       fsync: be.logFsync,
+      retentionBytes: be.logRetentionBytes,
       clientId: 'sink-writer',
       onTornTail: (info) => {
         tornTails.inc();

@@ -62,6 +62,11 @@ export class GroupOffsets {
     return this.offsets[topic]?.[String(partition)];
   }
 
+  /** True once the group committed anything on the topic: from then on it is a reader to wait for. */
+  consumes(topic: string): boolean {
+    return this.offsets[topic] !== undefined;
+  }
+
   /**
    * Sets the offset and resolves once a file containing it is on disk. Concurrent commits share
    * writes: at most one write is in flight and one more is pending, however many callers wait.

@@ -88,6 +88,8 @@ export interface EmbeddedLogStats {
   rejectedSends: number;
   /** Consumers that started outside the retained range and were moved into it. */
   offsetResets: number;
+  /** Times retention kept a segment over the size limit because a group had not read it yet. */
+  retentionHeld: number;
 }
 
 export interface EmbeddedLog extends DurableLog {
@@ -176,6 +178,8 @@ class EmbeddedLogImpl implements EmbeddedLog, ConsumerHost {
   private readonly topics = new Map<string, TopicState>();
   private readonly opening = new Map<string, Promise<TopicState | null>>();
   private readonly groups = new Map<string, Promise<GroupOffsets>>();
+  /** Groups loaded so far, readable synchronously by retention. */
+  private readonly loadedGroups = new Map<string, GroupOffsets>();
   /** Offsets of consumers on a read-only log, which must not write the group files. */
   private readonly memoryCommits = new Map<string, number>();
   private readonly claims = new Set<string>();
@@ -190,7 +194,7 @@ class EmbeddedLogImpl implements EmbeddedLog, ConsumerHost {
   /** Set when close() starts: no new clients, while existing ones wind down. */
   private shuttingDown = false;
   private closing: Promise<void> | null = null;
-  private readonly counters: EmbeddedLogStats = { tornTails: 0, tornBytes: 0, corruptRecords: 0, rejectedSends: 0, offsetResets: 0 };
+  private readonly counters: EmbeddedLogStats = { tornTails: 0, tornBytes: 0, corruptRecords: 0, rejectedSends: 0, offsetResets: 0, retentionHeld: 0 };
   private readonly opened: Promise<void>;
 
   constructor(
@@ -234,6 +238,12 @@ class EmbeddedLogImpl implements EmbeddedLog, ConsumerHost {
     this.releaseLock = await acquireDirLock(this.dir);
     try {
       await removeTempFiles(this.groupsDir);
+      // Every group that ever committed protects what it has not read yet, even before its consumer
+      // is created again in this process.
+      for (const f of await readdir(this.groupsDir)) {
+        const name = f.endsWith('.json') ? f.slice(0, -5) : '';
+        if (isValidName(name)) await this.group(name).catch(() => undefined);
+      }
       for (const name of await readdir(this.topicsDir)) {
         if (!isValidName(name)) continue;
         await removeTempFiles(join(this.topicsDir, name));
@@ -319,6 +329,10 @@ class EmbeddedLogImpl implements EmbeddedLog, ConsumerHost {
             fsync: this.s.fsync,
             segmentBytes: this.s.segmentBytes,
             retentionBytes: this.s.retentionBytes,
+            protectedOffset: () => this.protectedOffset(name, p),
+            onRetentionHeld: () => {
+              this.counters.retentionHeld++;
+            },
             onTornTail: (info) => {
               this.counters.tornTails++;
               this.counters.tornBytes += info.truncatedBytes;
@@ -407,12 +421,24 @@ class EmbeddedLogImpl implements EmbeddedLog, ConsumerHost {
     return this.topic(topic, this.readOnly ? undefined : this.s.partitions);
   }
 
+  /** Lowest offset any group reading this topic has yet to read; undefined when no group reads it. */
+  private protectedOffset(topic: string, partition: number): number | undefined {
+    let min: number | undefined;
+    for (const g of this.loadedGroups.values()) {
+      if (!g.consumes(topic)) continue;
+      const off = g.get(topic, partition) ?? 0;
+      min = min === undefined ? off : Math.min(min, off);
+    }
+    return min;
+  }
+
   private group(name: string): Promise<GroupOffsets> {
     assertName('group', name);
     let g = this.groups.get(name);
     if (g === undefined) {
       g = GroupOffsets.load(this.groupsDir, name, this.s.fsync !== 'never');
       this.groups.set(name, g);
+      void g.then((loaded) => this.loadedGroups.set(name, loaded), () => undefined);
       // A failed load (unreadable file) is retried by the next caller rather than cached.
       void g.catch(() => this.groups.delete(name));
     }

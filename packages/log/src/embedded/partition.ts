@@ -41,6 +41,14 @@ export interface PartitionConfig {
   fsync: FsyncPolicy;
   segmentBytes: number;
   retentionBytes: number;
+  /**
+   * The lowest offset some consumer group still has to read (undefined: no group reads this
+   * partition). Retention never deletes at or past it, so a slow loader never loses acknowledged
+   * data to the size limit; the log grows until disk runs out and appends fail (503) instead.
+   */
+  protectedOffset?: () => number | undefined;
+  /** Called when retention wanted to delete a segment some group has not read yet. */
+  onRetentionHeld?: () => void;
   onTornTail: (info: TornTailInfo) => void;
   onCorruptRecord: (info: CorruptRecordInfo) => void;
   /** Called after records became visible, to wake consumers in this process. */
@@ -443,6 +451,13 @@ export class Partition {
   /** Deletes whole oldest segments while the partition holds more than retentionBytes. */
   private async enforceRetention(): Promise<void> {
     while (this.segments.length > 1 && this.totalBytes > this.cfg.retentionBytes) {
+      // Deleting the oldest segment removes every offset below the next segment's base.
+      const keepFrom = this.cfg.protectedOffset?.();
+      const nextBase = this.segments[1]?.base ?? 0;
+      if (keepFrom !== undefined && nextBase > keepFrom) {
+        this.cfg.onRetentionHeld?.();
+        return;
+      }
       const oldest = this.segments.shift()!;
       this.totalBytes -= oldest.size;
       // Readers that already opened it keep reading (POSIX unlink semantics); new ones skip ahead.
