@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TelemetryStore } from '@ingest/storage';
 import { startInProcessStack, type InProcessStack } from '@ingest/testkit';
-import { IngestClient } from '../packages/client/src/index.ts';
+import { IngestClient } from '@ingest/client';
 import { sharedStore, tenantId } from './helpers.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');

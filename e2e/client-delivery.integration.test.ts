@@ -8,8 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TelemetryStore } from '@ingest/storage';
 import { addTenantKey } from '@ingest/tenants';
 import { startInProcessStack, type InProcessStack } from '@ingest/testkit';
-import { IngestClient } from '../packages/client/src/index.ts';
-import { checkRecord } from '../packages/client/src/wal/format.ts';
+import { IngestClient, checkRecord } from '@ingest/client';
 import { sharedStore, tenantId } from './helpers.ts';
 
 // Fixed ports from the range reserved for these tests.

@@ -7,7 +7,7 @@ import type { TelemetryStore } from '@ingest/storage';
 import { addTenantKey, setTenantRoute } from '@ingest/tenants';
 import { postIngest, startInProcessStack, startLegacyFixture, startNginx, type InProcessStack, type LegacyFixture, type NginxHandle } from '@ingest/testkit';
 // ingestctl is not a dependency of the repo root; the CLI is driven in-process by its entry point.
-import { runCli } from '../packages/ingestctl/src/main.ts';
+import { runCli } from '@ingest/ingestctl';
 import { sharedStore, tenantId } from './helpers.ts';
 
 // Integration tests with nginx keep to ports 18800–18899.

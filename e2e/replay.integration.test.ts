@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DurableLog, StoredMessage } from '@ingest/log';
 import type { TelemetryStore } from '@ingest/storage';
 import { logEntry, postIngest, startInProcessStack, type InProcessStack } from '@ingest/testkit';
-import { runCli } from '../packages/ingestctl/src/main.ts';
+import { runCli } from '@ingest/ingestctl';
 import { MODES, modeEnv, readTopic, sharedStore, tenantId, type Mode, type ModeEnv } from './helpers.ts';
 
 const DAY_MS = 86_400_000;

@@ -11,3 +11,4 @@ export { buildAgent } from './agent/server.ts';
 export type { AgentOptions } from './agent/server.ts';
 export { parseLineProtocol, linesToEntries } from './agent/line-protocol.ts';
 export type { LinePoint, LineProtocolError, Precision } from './agent/line-protocol.ts';
+export { checkRecord } from './wal/format.ts';

@@ -37,6 +37,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ INGEST_INTERNAL_TOKEN: 'short' })).toThrow(/INGEST_INTERNAL_TOKEN/);
   });
 
+  it('reads tracing from the standard OTEL_ variables and validates them', () => {
+    expect(loadConfig({}).tracing).toEqual({ endpoint: undefined, sampleRatio: 1 });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_TRACES_SAMPLER_ARG: '0.25' }).tracing).toEqual({ endpoint: 'http://collector:4318', sampleRatio: 0.25 });
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/);
+    expect(() => loadConfig({ OTEL_TRACES_SAMPLER_ARG: '1.5' })).toThrow(/OTEL_TRACES_SAMPLER_ARG/);
+    expect(() => loadConfig({ OTEL_TRACES_SAMPLER: 'always_off' })).toThrow(/OTEL_TRACES_SAMPLER/);
+  });
+
   it('reads brokers as a list', () => {
     expect(loadConfig({ KAFKA_BROKERS: '127.0.0.1:9092, 127.0.0.1:9093' }).backends.kafkaBrokers).toEqual(['127.0.0.1:9092', '127.0.0.1:9093']);
   });

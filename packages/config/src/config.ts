@@ -87,8 +87,17 @@ export interface LoggingConfig {
   requests: boolean;
 }
 
+/** OpenTelemetry tracing (README "Tracing"); standard OTEL_ variable names. */
+export interface TracingConfig {
+  /** OTLP/HTTP base URL (http://collector:4318); unset: no spans, no tracing cost. */
+  endpoint: string | undefined;
+  /** Share of traces started here (no sampled parent from the producer) that are recorded, 0..1. */
+  sampleRatio: number;
+}
+
 export interface IngestConfig {
   logging: LoggingConfig;
+  tracing: TracingConfig;
   backends: BackendConfig;
   edge: EdgeConfig;
   normalizer: NormalizerConfig;
@@ -112,6 +121,10 @@ export function loadConfig(env: Env = process.env): IngestConfig {
     logging: {
       level: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, 'info'),
       requests: r.oneOf('LOG_REQUESTS', ['true', 'false'] as const, 'false') === 'true',
+    },
+    tracing: {
+      endpoint: r.url('OTEL_EXPORTER_OTLP_ENDPOINT'),
+      sampleRatio: r.number('OTEL_TRACES_SAMPLER_ARG', 1, { min: 0, max: 1 }),
     },
     backends: {
       kafkaBrokers: brokers.length > 0 ? brokers : undefined,
@@ -172,6 +185,12 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       loaderEnabled: r.oneOf('LOADER_ENABLED', ['true', 'false'] as const, 'true') === 'true',
     },
   };
+  // "collector:4318" parses as a URL with scheme "collector:"; the exporter speaks HTTP only.
+  if (cfg.tracing.endpoint !== undefined && !/^https?:$/.test(new URL(cfg.tracing.endpoint).protocol)) {
+    r.problem(`OTEL_EXPORTER_OTLP_ENDPOINT=${JSON.stringify(cfg.tracing.endpoint)} must be an http:// or https:// URL`);
+  }
+  // Parent-based trace-id ratio is the only sampler; another name is refused, not silently ignored.
+  r.oneOf('OTEL_TRACES_SAMPLER', ['parentbased_traceidratio'] as const, 'parentbased_traceidratio');
   if (cfg.sink.batchMaxBytes > cfg.sink.inflightBytes) {
     r.problem(`SINK_BATCH_MAX_BYTES (${cfg.sink.batchMaxBytes}) must not exceed SINK_INFLIGHT_BYTES (${cfg.sink.inflightBytes})`);
   }

@@ -43,6 +43,20 @@ export class EnvReader {
     return n;
   }
 
+  /** A decimal number (e.g. a ratio: 0.25). */
+  number(key: string, fallback: number, opts: { min?: number; max?: number } = {}): number {
+    const v = this.raw(key);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!/^-?(\d+\.?\d*|\.\d+)$/.test(v) || !Number.isFinite(n)) {
+      this.problems.push(`${key}=${JSON.stringify(v)} is not a number`);
+      return fallback;
+    }
+    if (opts.min !== undefined && n < opts.min) this.problems.push(`${key}=${n} is below the minimum ${opts.min}`);
+    if (opts.max !== undefined && n > opts.max) this.problems.push(`${key}=${n} is above the maximum ${opts.max}`);
+    return n;
+  }
+
   /** Sizes accept a plain byte count or a suffix: 512KiB, 16MiB, 1GiB, 10MB. */
   bytes(key: string, fallback: number): number {
     const v = this.raw(key);

@@ -1,7 +1,9 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import { HEADERS, IngestError, ingestError, type ErrorBody } from '@ingest/contracts';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import type { ServiceMetrics } from './metrics.ts';
+import { tracerProviderRegistered } from './tracing.ts';
 
 export interface Readiness {
   ready: boolean;
@@ -62,6 +64,8 @@ export function sendError(reply: FastifyReply, err: IngestError): FastifyReply {
  */
 export function installServiceBasics(app: FastifyInstance, opts: ServiceBasicsOptions): void {
   const { metrics } = opts;
+  // First, so the span also covers requests refused by any later onRequest hook.
+  installTracing(app, opts);
 
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
@@ -104,4 +108,103 @@ export function installServiceBasics(app: FastifyInstance, opts: ServiceBasicsOp
   });
 
   app.get('/status', async () => ({ service: opts.service, ...(opts.status ? await opts.status() : {}) }));
+}
+
+/** Polled, not served: a span per probe or scrape would only be noise. */
+const UNTRACED_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics', '/status']);
+const SERVER_SPAN = Symbol('serverSpan');
+const TRACER = Symbol('tracer');
+type TracedRequest = FastifyRequest & { [SERVER_SPAN]?: Span | undefined };
+type TracedServer = FastifyInstance & { [TRACER]?: Tracer };
+const NO_TRACE_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+/**
+ * A SERVER span per request, child of the caller's traceparent. Decided once, when the app is
+ * built: with no tracer provider registered (startTracing without an endpoint) no hook is added,
+ * so an untraced service pays nothing per request.
+ */
+function installTracing(app: FastifyInstance, opts: ServiceBasicsOptions): void {
+  if (!tracerProviderRegistered()) return;
+  const tracer = trace.getTracer(opts.service);
+  app.decorate(TRACER, tracer);
+  // Declared up front so every request object keeps one shape.
+  app.decorateRequest(SERVER_SPAN, undefined);
+
+  app.addHook('onRequest', (req, _reply, done) => {
+    const route = req.routeOptions.url;
+    if (route === undefined || !UNTRACED_ROUTES.has(route)) {
+      const method = req.method;
+      const attributes: Attributes = { 'http.request.method': method };
+      if (route !== undefined) attributes['http.route'] = route;
+      const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+      (req as TracedRequest)[SERVER_SPAN] = tracer.startSpan(route === undefined ? method : `${method} ${route}`, { kind: SpanKind.SERVER, attributes }, parent);
+    }
+    done();
+  });
+  app.addHook('onResponse', (req, reply, done) => {
+    endServerSpan(req, reply, opts);
+    done();
+  });
+  // A client that hangs up may never see a response, and then onResponse never runs.
+  app.addHook('onRequestAbort', (req, done) => {
+    endServerSpan(req, undefined, opts);
+    done();
+  });
+}
+
+function endServerSpan(req: FastifyRequest, reply: FastifyReply | undefined, opts: ServiceBasicsOptions): void {
+  const span = (req as TracedRequest)[SERVER_SPAN];
+  // Not recording: unsampled, or already ended by an abort that a late response follows.
+  if (span === undefined || !span.isRecording()) return;
+  const tenant = opts.tenantOf?.(req);
+  if (tenant !== undefined) span.setAttribute('ingest.tenant', tenant);
+  if (reply === undefined) {
+    span.setAttribute('ingest.client_aborted', true);
+  } else {
+    const status = reply.statusCode;
+    span.setAttribute('http.response.status_code', status);
+    const code = (reply as CodedReply)[ERROR_CODE];
+    if (code) span.setAttribute('ingest.error.code', code);
+    // Server spans are errors only for 5xx: a 4xx is the caller's mistake, not this service's.
+    if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: code ?? String(status) });
+  }
+  span.end();
+}
+
+/**
+ * The trace headers for the next hop: this service's server span as the parent, so the hop below
+ * is its child rather than a sibling under the producer's span. Without tracing, the caller's
+ * traceparent is passed on as received, so the trace id still reaches the log headers.
+ */
+export function traceHeaders(req: FastifyRequest): Readonly<Record<string, string>> {
+  const span = (req as TracedRequest)[SERVER_SPAN];
+  if (span !== undefined) {
+    const out: Record<string, string> = {};
+    propagation.inject(trace.setSpan(ROOT_CONTEXT, span), out);
+    if (out[HEADERS.traceparent] !== undefined) return out;
+  }
+  const incoming = req.headers[HEADERS.traceparent];
+  return typeof incoming === 'string' ? { [HEADERS.traceparent]: incoming } : NO_TRACE_HEADERS;
+}
+
+/**
+ * Times `work` as a child span of the request's server span (e.g. the sink writer's log append).
+ * When the request is not traced, returns `work` itself.
+ */
+export function traceChild<T>(req: FastifyRequest, name: string, work: Promise<T>, attributes?: Attributes): Promise<T> {
+  const parent = (req as TracedRequest)[SERVER_SPAN];
+  const tracer = (req.server as TracedServer)[TRACER];
+  if (parent === undefined || tracer === undefined || !parent.isRecording()) return work;
+  const span = tracer.startSpan(name, attributes ? { attributes } : {}, trace.setSpan(ROOT_CONTEXT, parent));
+  return work.then(
+    (v) => {
+      span.end();
+      return v;
+    },
+    (e: unknown) => {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof Error ? e.message : String(e) });
+      span.end();
+      throw e;
+    },
+  );
 }

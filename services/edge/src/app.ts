@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { HEADERS, IngestError, ROUTES, ingestError, type IngestResult, type NormalizeRequest } from '@ingest/contracts';
 import type { EdgeConfig } from '@ingest/config';
 import { FairBudget, retryAfterSeconds, type Lease } from '@ingest/queue';
-import { createServiceMetrics, installServiceBasics, serverLogOptions, type LoggingOptions, sendError } from '@ingest/observability';
+import { createServiceMetrics, installServiceBasics, serverLogOptions, type LoggingOptions, sendError, traceHeaders } from '@ingest/observability';
 import { KeyIndex, bearerToken, type Principal } from './auth/key-index.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
 import { HopClient } from '@ingest/internal-http';
@@ -169,12 +169,11 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       metrics.inflightEntries.inc(n);
       try {
         const version = String(req.headers[HEADERS.version] ?? 'v2');
-        const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
         const request: NormalizeRequest = { tenant, receivedAt: Date.now(), entries: body.entries };
         const result = await normalizer.postJson<IngestResult>(ROUTES.normalize, request, {
           [HEADERS.tenant]: tenant,
           [HEADERS.version]: version,
-          ...(traceparent ? { [HEADERS.traceparent]: traceparent } : {}),
+          ...traceHeaders(req),
         });
         metrics.accepted.inc({ tenant }, result.accepted);
         return result;

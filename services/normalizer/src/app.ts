@@ -14,7 +14,7 @@ import {
 import type { NormalizerConfig } from '@ingest/config';
 import { HopClient } from '@ingest/internal-http';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
-import { createServiceMetrics, installServiceBasics, serverLogOptions, type LoggingOptions } from '@ingest/observability';
+import { createServiceMetrics, installServiceBasics, serverLogOptions, traceHeaders, type LoggingOptions } from '@ingest/observability';
 import { normalizeEntry } from './rules/index.ts';
 
 export interface NormalizerOptions {
@@ -77,8 +77,7 @@ export async function buildNormalizer(opts: NormalizerOptions): Promise<FastifyI
         }
       }
       const write: WriteRequest = { tenant, entries, deadLetters };
-      const headers: Record<string, string> = { [HEADERS.tenant]: tenant, [HEADERS.version]: String(req.headers[HEADERS.version] ?? 'v2') };
-      if (typeof req.headers.traceparent === 'string') headers[HEADERS.traceparent] = req.headers.traceparent;
+      const headers: Record<string, string> = { [HEADERS.tenant]: tenant, [HEADERS.version]: String(req.headers[HEADERS.version] ?? 'v2'), ...traceHeaders(req) };
       const result = await sink.postJson<WriteResult>(ROUTES.write, write, headers);
       metrics.accepted.inc({ tenant }, result.accepted);
       return { accepted: result.accepted, rejected };

@@ -5,7 +5,7 @@ import type { BackendConfig, SinkConfig } from '@ingest/config';
 import { LogUnavailableError, openLog, type DurableLog, type LogMessage } from '@ingest/log';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
 import { TABLES, TelemetryStore, type TableName } from '@ingest/storage';
-import { createServiceMetrics, installServiceBasics, serverLogOptions, type LoggingOptions } from '@ingest/observability';
+import { createServiceMetrics, installServiceBasics, serverLogOptions, traceChild, traceHeaders, type LoggingOptions } from '@ingest/observability';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { LogBatcher } from './batch/log-batcher.ts';
 import { ClickHouseLoader } from './loader/clickhouse-loader.ts';
@@ -162,8 +162,8 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
     if (closing) throw ingestError('INGEST_ERR_SHUTTING_DOWN', [], { retryAfterSeconds: 1 });
     const body = req.body as WriteRequest;
     const tenant = body.tenant;
-    const headers: Record<string, string> = { [HEADERS.tenant]: tenant, [HEADERS.version]: String(req.headers[HEADERS.version] ?? 'v2') };
-    if (typeof req.headers.traceparent === 'string') headers[HEADERS.traceparent] = req.headers.traceparent;
+    // The trace headers name this request's span, so a consumer of the log can continue the trace.
+    const headers: Record<string, string> = { [HEADERS.tenant]: tenant, [HEADERS.version]: String(req.headers[HEADERS.version] ?? 'v2'), ...traceHeaders(req) };
 
     const msgs: LogMessage[] = new Array(body.entries.length);
     let bytes = 0;
@@ -184,7 +184,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
     metrics.inflightBytes.inc(bytes);
     metrics.inflightEntries.inc(n);
     try {
-      await Promise.all([(mirror ? mirrored : telemetry).submit(msgs, bytes), deadLetters.submit(dlq, 0)]);
+      await traceChild(req, 'log.append', Promise.all([(mirror ? mirrored : telemetry).submit(msgs, bytes), deadLetters.submit(dlq, 0)]), { 'messaging.batch.message_count': n });
     } catch (e) {
       metrics.discarded.inc({ tenant, reason: 'INGEST_ERR_LOG_UNAVAILABLE' }, n);
       const reason = e instanceof LogUnavailableError ? e.message : (e as Error).message;

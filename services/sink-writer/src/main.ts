@@ -1,9 +1,12 @@
 import { loadConfig } from '@ingest/config';
+import { startTracing } from '@ingest/observability';
 import { runMain, serveUntilSignal } from '@ingest/supervisor';
 import { buildSinkWriter } from './app.ts';
 
 runMain(async () => {
   const config = loadConfig();
+  // Before the app is built: the app installs its span hooks only if tracing is on by then.
+  const tracing = await startTracing({ serviceName: 'sink-writer', ...config.tracing });
   const app = await buildSinkWriter({ logging: config.logging, config: config.sink, backends: config.backends });
-  await serveUntilSignal(app, { host: config.sink.host, port: config.sink.port });
+  await serveUntilSignal(app, { host: config.sink.host, port: config.sink.port }, () => tracing.shutdown());
 });
