@@ -5,3 +5,15 @@ export type { EntryType, WireEntry, NormalizedEntry, EntryRejection, DeadLetter,
 export { ROUTES, HEADERS, INGEST_VERSIONS } from './internal.ts';
 export type { NormalizeRequest, WriteRequest, WriteResult } from './internal.ts';
 export { TOPICS } from './topics.ts';
+export type {
+  TimeSpan,
+  ResolvedPartitionView,
+  ReplayRunView,
+  ReplayPlanPartition,
+  ReplayPlan,
+  ReplayStatus,
+  ReplaySummary,
+  ReplayJobProgress,
+  ResolvedRangeView,
+  ReplayJobView,
+} from './replay.ts';

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { ReplayPlan } from '@ingest/contracts';
 import { runCli } from '../main.ts';
 import { UsageError } from '../cli.ts';
 import { formatPlan, formatSummary, replayRequest, whoAmI } from './replay.ts';
@@ -64,11 +65,12 @@ describe('ingestctl replay options', () => {
 });
 
 describe('ingestctl replay output', () => {
-  const plan = {
+  const plan: ReplayPlan = {
     topic: 'telemetry.v2',
     target: 'telemetry_shadow',
     tenant: null,
     window: { from: '100', to: '199', meaning: 'offsets are per partition and both ends are included' },
+    inclusive: 'first and last offsets both included',
     partitions: [
       { partition: 1, retained: { low: 0, high: 500 }, firstOffset: 100, lastOffset: 199, resolution: { from: 'offset 100 (as given)', to: 'offset 199 (as given)' }, entries: 100, toInsert: 90, duplicates: 10, undecodable: 0, logTime: { first: '2026-11-20T10:00:00.000Z', last: '2026-11-20T10:05:00.000Z' } },
     ],
@@ -96,8 +98,9 @@ describe('ingestctl replay output', () => {
   it('the summary gives read, inserted, skipped and dead-lettered', () => {
     const s = formatSummary({
       runId: 'r2', status: 'done', topic: 't', target: 'telemetry_shadow', tenant: null, read: 100, inserted: 90, skippedDuplicates: 10, deadLettered: 0, deadLetterSample: [],
-      partitions: [{ partition: 1, firstOffset: 100, lastOffset: 199, read: 100, inserted: 90, skippedDuplicates: 10, deadLettered: 0 }],
+      partitions: [{ partition: 1, firstOffset: 100, lastOffset: 199, doneThrough: 199, read: 100, inserted: 90, skippedDuplicates: 10, deadLettered: 0 }],
       tenants: [{ tenant: 'acme', read: 100, inserted: 90, skippedDuplicates: 10 }], eventDays: [{ day: '2026-11-20', entries: 100 }], durationMs: 1200,
+      logTime: { first: '2026-11-20T10:00:00.000Z', last: '2026-11-20T10:05:00.000Z' }, startedAt: '2026-11-22T10:00:00.000Z', finishedAt: '2026-11-22T10:00:01.200Z',
     });
     expect(s).toContain('read 100 · inserted 90 · skipped as duplicates 10 · dead-lettered (undecodable, not inserted) 0');
     expect(s).toContain('ingestctl shadow diff --day 2026-11-20');

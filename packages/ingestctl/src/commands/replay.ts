@@ -1,6 +1,7 @@
 import { userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Presets, SingleBar } from 'cli-progress';
+import type { ReplayJobView, ReplayPlan, ReplaySummary } from '@ingest/contracts';
 import { adminHeaders, parse, table, UsageError, type Command, type Io } from '../cli.ts';
 
 const HELP = `ingestctl replay — re-read a window of the durable log into the shadow table
@@ -93,75 +94,10 @@ export function failure(io: Io, what: string, a: SinkAnswer<unknown>): number {
   return 1;
 }
 
-// The shapes the sink writer answers with (services/sink-writer/src/replay/*).
-interface Resolved {
-  topic: string;
-  target: string;
-  tenant?: string;
-  inclusive: string;
-  offsets: number;
-  partitions: Array<{ partition: number; retained: { low: number; high: number }; first: number; last: number; offsets: number; resolution: { from: string; to: string } }>;
-}
-interface PrevRun {
-  runId: string;
-  partition: number;
-  firstOffset: number;
-  lastOffset: number;
-  status: string;
-  who: string;
-  startedAt: number;
-  tenant: string;
-  inserted: number;
-}
-interface Plan {
-  topic: string;
-  target: string;
-  tenant: string | null;
-  window: { from: string; to: string; meaning: string };
-  partitions: Array<{ partition: number; retained: { low: number; high: number }; firstOffset: number | null; lastOffset: number | null; resolution: { from: string; to: string }; entries: number; toInsert: number; duplicates: number; undecodable: number; logTime: { first: string | null; last: string | null } }>;
-  entries: number;
-  toInsert: number;
-  duplicates: number;
-  undecodable: number;
-  toInsertExact: boolean;
-  tenants: Array<{ tenant: string; entries: number; toInsert: number; duplicates: number }>;
-  logTime: { first: string | null; last: string | null };
-  eventTime: { min: string | null; max: string | null };
-  eventDays: Array<{ day: string; entries: number }>;
-  replayedBefore: boolean;
-  previousRuns: PrevRun[];
-  writes: string;
-}
-interface Summary {
-  runId: string;
-  status: string;
-  error?: string;
-  topic: string;
-  target: string;
-  tenant: string | null;
-  partitions: Array<{ partition: number; firstOffset: number | null; lastOffset: number | null; doneThrough?: number | null; read: number; inserted: number; skippedDuplicates: number; deadLettered: number }>;
-  read: number;
-  inserted: number;
-  skippedDuplicates: number;
-  deadLettered: number;
-  deadLetterSample: Array<{ partition: number; offset: number; reason: string }>;
-  tenants: Array<{ tenant: string; read: number; inserted: number; skippedDuplicates: number }>;
-  eventDays: Array<{ day: string; entries: number }>;
-  durationMs: number;
-  audit?: { file: string; topic?: string; written: { file: boolean; topic?: boolean } };
-}
-interface JobView {
-  id: string;
-  kind: 'plan' | 'run';
-  state: 'running' | 'done' | 'failed' | 'cancelled';
-  who: string;
-  progress: { done: number; total: number; startedAt: string; rate: number };
-  resolved: Resolved;
-  plan?: Plan;
-  summary?: Summary;
-  error?: string;
-  finishedAt?: string;
-}
+// The sink writer's answers: shared with it through @ingest/contracts.
+type Plan = ReplayPlan;
+type Summary = ReplaySummary;
+type JobView = ReplayJobView;
 
 const MAX_TENANT_ROWS = 25;
 

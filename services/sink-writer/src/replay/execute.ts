@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ReplaySummary as ContractSummary, ReplayStatus } from '@ingest/contracts';
 import type { LogAdmin } from '@ingest/log';
 import { assertShadowTable, formatDay, type ShadowTableName, type TelemetryRow } from '@ingest/storage';
 import { dedupToken } from '../loader/clickhouse-loader.ts';
-import type { ScanOptions, TimeSpan } from './plan.ts';
+import type { ScanOptions } from './plan.ts';
 import type { ResolvedRange } from './resolve.ts';
 import { classify, isoOrNull, scanRange, Tally, type ExistenceLookup } from './scan.ts';
 
@@ -30,32 +31,9 @@ export interface ExecuteOptions extends ScanOptions {
   onTotals?: (t: { read: number; inserted: number; skippedDuplicates: number; deadLettered: number }) => void;
 }
 
-export type ReplayStatus = 'done' | 'failed' | 'cancelled';
+export type { ReplayStatus };
+export type ReplaySummary = ContractSummary<ShadowTableName>;
 
-export interface ReplaySummary {
-  runId: string;
-  status: ReplayStatus;
-  error?: string;
-  topic: string;
-  target: ShadowTableName;
-  tenant: string | null;
-  /** doneThrough: the last offset fully processed (null: none); a stopped run ends short of lastOffset. */
-  partitions: Array<{ partition: number; firstOffset: number | null; lastOffset: number | null; doneThrough: number | null; read: number; inserted: number; skippedDuplicates: number; deadLettered: number }>;
-  read: number;
-  inserted: number;
-  skippedDuplicates: number;
-  /** Undecodable entries: not inserted; sample below and in the audit log. */
-  deadLettered: number;
-  deadLetterSample: Array<{ partition: number; offset: number; reason: string }>;
-  tenants: Array<{ tenant: string; read: number; inserted: number; skippedDuplicates: number }>;
-  logTime: TimeSpan;
-  eventDays: Array<{ day: string; entries: number }>;
-  startedAt: string;
-  finishedAt: string;
-  durationMs: number;
-  /** Where the audit record went (filled in by the route that ran the job). */
-  audit?: { file: string; topic?: string; written: { file: boolean; topic?: boolean } };
-}
 
 /**
  * The dedup token of one replay chunk: the loader's scheme (log range) scoped by the run id.

@@ -1,33 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import type { ReplayJobProgress, ReplayJobView } from '@ingest/contracts';
+import type { ShadowTableName } from '@ingest/storage';
 import type { ReplaySummary } from './execute.ts';
 import type { ReplayPlan } from './plan.ts';
 import type { ResolvedRange } from './resolve.ts';
 
-export type JobKind = 'plan' | 'run';
-export type JobState = 'running' | 'done' | 'failed' | 'cancelled';
-
-export interface JobProgress {
-  /** Offsets covered so far. */
-  done: number;
-  total: number;
-  startedAt: string;
-  /** Offsets per second since the start. */
-  rate: number;
-}
-
-export interface JobView {
-  id: string;
-  kind: JobKind;
-  state: JobState;
-  who: string;
-  progress: JobProgress;
-  totals?: { read: number; inserted: number; skippedDuplicates: number; deadLettered: number };
-  resolved: ResolvedRange;
-  plan?: ReplayPlan;
-  summary?: ReplaySummary;
-  error?: string;
-  finishedAt?: string;
-}
+export type JobKind = ReplayJobView['kind'];
+export type JobState = ReplayJobView['state'];
+export type JobProgress = ReplayJobProgress;
+export type JobView = ReplayJobView<ShadowTableName, ResolvedRange>;
 
 /** Refused because another replay, promote or drop holds the shadow table. */
 export class JobBusyError extends Error {

@@ -1,3 +1,4 @@
+import type { ReplayPlan as ContractPlan, ReplayPlanPartition } from '@ingest/contracts';
 import type { LogAdmin } from '@ingest/log';
 import { formatDay, rowKey, type ReplayRunRecord, type ShadowTableName, type TelemetryRow } from '@ingest/storage';
 import type { ResolvedRange } from './resolve.ts';
@@ -5,57 +6,9 @@ import { classify, isoOrNull, scanRange, Tally, type ExistenceLookup } from './s
 
 type Reader = Pick<LogAdmin, 'partitions' | 'read'>;
 
-export interface TimeSpan {
-  first: string | null;
-  last: string | null;
-}
-
-export interface PlanPartition {
-  partition: number;
-  retained: { low: number; high: number };
-  /** Inclusive at both ends; null when the window holds nothing in this partition. */
-  firstOffset: number | null;
-  lastOffset: number | null;
-  resolution: { from: string; to: string };
-  entries: number;
-  toInsert: number;
-  duplicates: number;
-  undecodable: number;
-  /** Log append times of the first and last entry in the range. */
-  logTime: TimeSpan;
-}
-
-export interface ReplayPlan {
-  topic: string;
-  target: ShadowTableName;
-  tenant: string | null;
-  window: { from: string; to: string; meaning: string };
-  inclusive: string;
-  partitions: PlanPartition[];
-  /** Log entries in the window (of --tenant, when given). */
-  entries: number;
-  /** Entries the run would insert: not in the target yet, decodable, first of their key. */
-  toInsert: number;
-  /** Entries the target already holds (or repeated in the window): skipped by the run. */
-  duplicates: number;
-  /** Entries that cannot be decoded: the run skips and reports them. */
-  undecodable: number;
-  /**
-   * True when toInsert is exact. The run finds every repeat of an entry (it checks the shadow after
-   * inserting earlier chunks); the plan writes nothing, so it remembers recent keys only, and a
-   * repeat further back than that is counted as to insert (the run then skips it).
-   */
-  toInsertExact: boolean;
-  tenants: Array<{ tenant: string; entries: number; toInsert: number; duplicates: number }>;
-  logTime: TimeSpan;
-  /** Event times (the `ts` column) the window's entries carry. */
-  eventTime: { min: string | null; max: string | null };
-  /** Day partitions (UTC) the entries land in: what a later `shadow promote --day` would need. */
-  eventDays: Array<{ day: string; entries: number }>;
-  replayedBefore: boolean;
-  previousRuns: ReplayRunRecord[];
-  writes: string;
-}
+export type { TimeSpan } from '@ingest/contracts';
+export type PlanPartition = ReplayPlanPartition;
+export type ReplayPlan = ContractPlan<ShadowTableName>;
 
 export interface PlanDeps {
   admin: Reader;

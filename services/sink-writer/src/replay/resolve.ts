@@ -1,19 +1,10 @@
+import type { ResolvedPartitionView } from '@ingest/contracts';
 import type { LogAdmin, PartitionOffsets, StoredMessage } from '@ingest/log';
 import type { ShadowTableName } from '@ingest/storage';
 import { ReplayRequestError, type Bound, type Flag, type ReplayRequest } from './request.ts';
 
-/** One partition's part of a replay: offsets `first`..`last`, both inclusive (empty when first > last). */
-export interface ResolvedPartition {
-  partition: number;
-  /** What the log retains right now: offsets low..high-1. */
-  retained: { low: number; high: number };
-  first: number;
-  last: number;
-  /** Offsets in the range (0 when empty). */
-  offsets: number;
-  /** How --from and --to became `first` and `last`, in words. */
-  resolution: { from: string; to: string };
-}
+/** One partition's part of a replay (offsets first..last, both inclusive). */
+export type ResolvedPartition = ResolvedPartitionView;
 
 export interface ResolvedRange {
   topic: string;
