@@ -3,9 +3,10 @@
 # Maven for the Kafka broker), only those missing. Safe to run repeatedly; quiet when all present.
 set -euo pipefail
 
-as_root() {
-  if [[ "$(id -u)" == 0 ]]; then "$@"; else sudo -n "$@"; fi
-}
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SCRIPT=deps.sh
+# shellcheck source=deploy/local/lib.sh
+source "$HERE/lib.sh"
 
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -13,9 +14,4 @@ command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 command -v zstd >/dev/null || missing+=(zstd)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
-if ((${#missing[@]} > 0)); then
-  echo "deps: installing ${missing[*]}"
-  as_root apt-get -o DPkg::Lock::Timeout=300 update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-    --no-install-recommends "${missing[@]}"
-fi
+if ((${#missing[@]} > 0)); then apt_install "${missing[@]}"; fi

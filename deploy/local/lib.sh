@@ -64,3 +64,16 @@ show_log_tail() {
     tail -n "${2:-40}" "$1" >&2 || true
   fi
 }
+
+# apt_install PKG...: installs Debian packages non-interactively (as root, or through sudo -n).
+# Shared by deps.sh and the server scripts that install their server on first use.
+apt_install() {
+  local sudo=()
+  if [[ "$(id -u)" != 0 ]]; then
+    command -v sudo >/dev/null || die "$* not installed and there is no sudo to install it"
+    sudo=(sudo -n)
+  fi
+  echo "$SCRIPT: installing $* with apt-get" >&2
+  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$@" >&2
+}

@@ -41,18 +41,6 @@ nginx_bin() {
   if command -v nginx >/dev/null; then command -v nginx; elif [[ -x /usr/sbin/nginx ]]; then echo /usr/sbin/nginx; else return 1; fi
 }
 
-ensure_installed() {
-  nginx_bin >/dev/null && return 0
-  local sudo=()
-  if [[ "$(id -u)" != 0 ]]; then
-    command -v sudo >/dev/null || die "nginx is not installed and there is no sudo to install it"
-    sudo=(sudo -n)
-  fi
-  echo "nginx.sh: installing nginx with apt-get" >&2
-  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends nginx >&2
-}
-
 # Root never runs nginx here: the master and workers run as nobody, so they own their prefix.
 as_nginx_user() {
   if [[ "$(id -u)" == 0 ]]; then setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; else "$@"; fi
@@ -99,7 +87,7 @@ wait_generation_answer() {
 }
 
 cmd_start() {
-  ensure_installed
+  nginx_bin >/dev/null || apt_install nginx
   local pid
   if pid="$(running_pid)"; then
     render

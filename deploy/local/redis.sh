@@ -27,20 +27,6 @@ ping_ok() {
   [[ "$(redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null)" == "PONG" ]]
 }
 
-ensure_installed() {
-  command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
-  local sudo=()
-  if [[ "$(id -u)" != 0 ]]; then
-    command -v sudo >/dev/null || die "redis-server is not installed and there is no sudo to install it"
-    sudo=(sudo -n)
-  fi
-  echo "redis.sh: installing redis-server with apt-get" >&2
-  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
-  # redis-tools (redis-cli) comes with redis-server as a dependency.
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
-    redis-server >&2
-}
-
 cmd_start() {
   local pid
   if pid="$(running_pid)"; then
@@ -49,7 +35,8 @@ cmd_start() {
     return 0
   fi
   port_open "$REDIS_PORT" && die "port $REDIS_PORT is already in use by another process"
-  ensure_installed
+  # redis-tools (redis-cli) comes with redis-server as a dependency.
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then apt_install redis-server; fi
   mkdir -p "$RUN_DIR"
   rm -f "$PID_FILE"
   : >"$LOG_FILE"
