@@ -699,20 +699,11 @@ export class IngestClient implements AsyncDisposable {
         this.retire(b);
         return;
       }
-      case 'tooLarge': {
-        if (b.count > 1) {
-          this.split(b);
-          return;
-        }
-        this.counters.failed += b.count;
-        this.noteError(r.code, r.message);
-        this.retire(b);
-        return;
-      }
+      case 'tooLarge':
       case 'reject':
-        // A 400 for the whole request is usually one bad entry (nesting too deep, a forbidden
-        // key): bisect so it fails alone instead of taking its batch with it.
-        if (b.count > 1 && r.status === 400) {
+        // Too large: halves fit. A 400 for the whole request is usually one bad entry (nesting too
+        // deep, a forbidden key): bisect so it fails alone instead of taking its batch with it.
+        if (b.count > 1 && (r.kind === 'tooLarge' || r.status === 400)) {
           this.split(b);
           return;
         }

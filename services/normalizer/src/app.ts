@@ -73,9 +73,12 @@ export async function buildNormalizer(opts: NormalizerOptions): Promise<FastifyI
         } else {
           rejected.push({ index: i, code: out.code, message: out.message });
           deadLetters.push({ tenant, index: i, code: out.code, message: out.message, receivedAt: body.receivedAt, raw: boundedJson(raw) });
-          metrics.discarded.inc({ tenant, reason: out.code });
         }
       }
+      // One counter update per reason per request, not per rejected entry.
+      const byReason = new Map<string, number>();
+      for (const r of rejected) byReason.set(r.code, (byReason.get(r.code) ?? 0) + 1);
+      for (const [reason, count] of byReason) metrics.discarded.inc({ tenant, reason }, count);
       const write: WriteRequest = { tenant, entries, deadLetters };
       const headers: Record<string, string> = { [HEADERS.tenant]: tenant, [HEADERS.version]: String(req.headers[HEADERS.version] ?? 'v2'), ...traceHeaders(req) };
       const result = await sink.postJson<WriteResult>(ROUTES.write, write, headers);
