@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DurableLog, StoredMessage } from '@ingest/log';
 import type { TelemetryStore } from '@ingest/storage';
 import { logEntry, postIngest, startInProcessStack, type InProcessStack } from '@ingest/testkit';
-import { runCli } from '@ingest/ingestctl';
+import { EXIT, runCli } from '@ingest/ingestctl';
 import { MODES, modeEnv, readTopic, sharedStore, tenantId, type Mode, type ModeEnv } from './helpers.ts';
 
 const DAY_MS = 86_400_000;
@@ -265,11 +265,15 @@ describe.each(MODES)('replay into the shadow table (%s log, chDB)', (mode) => {
     expect(run.skippedDuplicates).toBe(plan.duplicates);
     expect(run.read).toBe(plan.entries);
 
-    const before = await ctlJson<Diff>(sink, ['shadow', 'diff', `--day=${day0}`]);
+    // DIFFERENT exits 1, like diff(1).
+    const beforeRun = await ctl(sink, ['shadow', 'diff', `--day=${day0}`, '--json']);
+    expect(beforeRun.code, beforeRun.err).toBe(EXIT.CHECK_FAILED);
+    const before = JSON.parse(beforeRun.out) as Diff;
     expect(before.equal).toBe(false);
     expect(before.totals.shadow - before.totals.live).toBe(gap);
     expect(before.rows.filter((r) => !r.equal).reduce((a, r) => a + r.shadowCount - r.liveCount, 0)).toBe(gap);
     const humanDiff = await ctl(sink, ['shadow', 'diff', `--day=${day0}`, '--only-diff']);
+    expect(humanDiff.code).toBe(EXIT.CHECK_FAILED);
     expect(humanDiff.out).toContain('DIFFERENT');
     expect(humanDiff.out).toContain('≠');
 
@@ -355,7 +359,7 @@ describe.each(MODES)('replay into the shadow table (%s log, chDB)', (mode) => {
     expect(emptyDay.err).toContain('holds nothing');
 
     const down = await ctl('http://127.0.0.1:9', ['replay', '--from=0', '--to=1', '--shadow']);
-    expect(down.code).toBe(1);
+    expect(down.code).toBe(EXIT.UNREACHABLE);
     expect(down.err).toContain('cannot reach the sink writer');
   });
 });

@@ -1,11 +1,20 @@
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ExitCode } from './exit-codes.ts';
 
 /** A usage error: printed with the command's help, exit code 2. */
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';
+  }
+}
+
+/** A service the command needs did not answer: exit code 3 (EXIT.UNREACHABLE). */
+export class UnreachableError extends Error {
+  constructor(what: string, url: string, cause: unknown) {
+    super(`cannot reach ${what} at ${url} (${cause instanceof Error ? cause.message : String(cause)})`);
+    this.name = 'UnreachableError';
   }
 }
 
@@ -19,7 +28,7 @@ export interface Command {
   name: string;
   summary: string;
   help: string;
-  run(argv: string[], io: Io): Promise<number>;
+  run(argv: string[], io: Io): Promise<ExitCode>;
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;

@@ -1,5 +1,6 @@
 import { ConfigError } from '@ingest/config';
-import { UsageError, type Command, type Io } from './cli.ts';
+import { UnreachableError, UsageError, type Command, type Io } from './cli.ts';
+import { EXIT, exitCodeHelp, type ExitCode } from './exit-codes.ts';
 import { query } from './commands/query.ts';
 import { status } from './commands/status.ts';
 import { tenants } from './commands/tenants.ts';
@@ -15,33 +16,39 @@ function usage(): string {
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
 
-Every command takes --help and --json.`;
+Every command takes --help and --json.
+
+${exitCodeHelp()}`;
 }
 
-export async function runCli(argv: string[], io: Io): Promise<number> {
+export async function runCli(argv: string[], io: Io): Promise<ExitCode> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     io.out(usage());
-    return name ? 0 : 2;
+    return name ? EXIT.OK : EXIT.USAGE;
   }
   const cmd = COMMANDS.find((c) => c.name === name);
   if (!cmd) {
     io.err(`unknown command "${name}"\n\n${usage()}`);
-    return 2;
+    return EXIT.USAGE;
   }
   try {
     return await cmd.run(rest, io);
   } catch (e) {
     if (e instanceof UsageError) {
       io.err(`${e.message}\n\n${cmd.help}`);
-      return 2;
+      return EXIT.USAGE;
     }
     if (e instanceof ConfigError) {
       io.err(e.message);
-      return 2;
+      return EXIT.USAGE;
+    }
+    if (e instanceof UnreachableError) {
+      io.err(`ingestctl ${name}: ${e.message}`);
+      return EXIT.UNREACHABLE;
     }
     io.err(`ingestctl ${name}: ${(e as Error).message}`);
-    return 1;
+    return EXIT.FAILED;
   }
 }
 
@@ -52,7 +59,7 @@ if (process.argv[1] && /ingestctl([\\/]src[\\/]main\.ts|[\\/]bin[\\/]ingestctl(\
     (code) => process.exit(code),
     (e: unknown) => {
       console.error(e);
-      process.exit(1);
+      process.exit(EXIT.FAILED);
     },
   );
 }

@@ -19,7 +19,8 @@ import {
   type TenantRoute,
   type TenantsDoc,
 } from '@ingest/tenants';
-import { adminHeaders, parse, table, tenantsFile, UsageError, type Command, type Io } from '../cli.ts';
+import { adminHeaders, parse, table, tenantsFile, UnreachableError, UsageError, type Command, type Io } from '../cli.ts';
+import { EXIT, type ExitCode } from '../exit-codes.ts';
 
 const HELP = `ingestctl cutover — move tenants from the legacy pipeline to v2, one at a time
 
@@ -44,7 +45,11 @@ Environment:
   CUTOVER_ENVOY_RDS       also render envoy's route file here (deploy/envoy)
   CUTOVER_EDGE_URLS       edges to wait for (comma list); unset: wait CUTOVER_EDGE_SETTLE_MS (1500)
   LEGACY_COUNT_URL        legacy's count endpoint for parity (see runbooks/cutover.md)
-  CLICKHOUSE_URL | SINK_URL  where v2 counts are read (as \`ingestctl query\`)`;
+  CLICKHOUSE_URL | SINK_URL  where v2 counts are read (as \`ingestctl query\`)
+
+Exit codes: status 0 parity OK / in sync, 1 MISMATCH, not in sync or not checked; add, mirror,
+remove 0 done, 1 refused (unknown tenant); any command 2 usage, 3 a service did not answer,
+4 the change was written but did not take effect everywhere. The full table: ingestctl --help.`;
 
 const WAIT_MS = 15_000;
 
@@ -283,7 +288,12 @@ async function v2CountFn(io: Io): Promise<{ count: CountFn; close: () => Promise
       u.searchParams.set('type', q.type);
       u.searchParams.set('since', String(q.sinceMs));
       u.searchParams.set('table', q.table);
-      const res = await fetch(u, { headers: adminHeaders(io.env), signal: AbortSignal.timeout(30_000) });
+      let res: Response;
+      try {
+        res = await fetch(u, { headers: adminHeaders(io.env), signal: AbortSignal.timeout(30_000) });
+      } catch (e) {
+        throw new UnreachableError('the sink writer', sink, e);
+      }
       const body = (await res.json()) as { count?: number; error?: { message: string } };
       if (!res.ok || body.count === undefined) throw new Error(`sink writer count failed: ${body.error?.message ?? res.status}`);
       return body.count;
@@ -297,14 +307,19 @@ async function legacyCounts(url: string, tenant: string, sinceMs: number, untilM
   u.searchParams.set('tenant', tenant);
   u.searchParams.set('since', String(sinceMs));
   u.searchParams.set('until', String(untilMs));
-  const res = await fetch(u, { signal: AbortSignal.timeout(30_000) });
+  let res: Response;
+  try {
+    res = await fetch(u, { signal: AbortSignal.timeout(30_000) });
+  } catch (e) {
+    throw new UnreachableError('LEGACY_COUNT_URL', url, e);
+  }
   if (!res.ok) throw new Error(`LEGACY_COUNT_URL answered ${res.status}`);
   const body = (await res.json()) as Partial<LegacyCounts>;
   if (!Array.isArray(body.buckets)) throw new Error('LEGACY_COUNT_URL answered without a "buckets" array');
   return { buckets: body.buckets.filter((b) => typeof b.hour === 'string' && typeof b.type === 'string' && Number.isFinite(b.count)) };
 }
 
-async function tenantStatus(io: Io, ce: CutoverEnv, tenant: string, hours: number, json: boolean, tableOpt: string | undefined): Promise<number> {
+async function tenantStatus(io: Io, ce: CutoverEnv, tenant: string, hours: number, json: boolean, tableOpt: string | undefined): Promise<ExitCode> {
   const [doc, tenants] = await Promise.all([readCutover(ce.files.cutoverFile), readTenants(ce.files.tenantsFile)]);
   const route = routeOf(doc, tenant);
   // What v2 holds for this tenant is authoritative (live) only once cut over; before, the mirror copy.
@@ -325,19 +340,21 @@ async function tenantStatus(io: Io, ce: CutoverEnv, tenant: string, hours: numbe
   const totals = { legacy: legacy ? rows.reduce((a, r) => a + (r.legacy ?? 0), 0) : null, v2: rows.reduce((a, r) => a + r.v2, 0) };
   const prefixes = (tenants.tenants[tenant]?.keys ?? []).filter((k) => k.revokedAt === null).map((k) => k.prefix);
   const parity = { match: legacy ? mismatched.length === 0 : null, mismatchedBuckets: mismatched.length, totals };
+  // Only a parity that was compared and matched is a green light for `cutover add`.
+  const code = parity.match === true ? EXIT.OK : EXIT.CHECK_FAILED;
   if (json) {
     io.out(JSON.stringify({ tenant, route, since: doc.tenants[tenant]?.since ?? null, generation: doc.generation, keyPrefixes: prefixes, v2Table: tableName, window: { since: new Date(startMs).toISOString(), hours }, rows, parity }));
-    return 0;
+    return code;
   }
   io.out(`tenant ${tenant}: ${route}${doc.tenants[tenant] ? ` since ${doc.tenants[tenant]?.since}` : ''} (set generation ${doc.generation}; keys ${prefixes.join(', ') || 'none'})`);
   io.out(`parity over the last ${hours} h by entry time, legacy vs v2 ${tableName}:`);
   io.out(table(rows.map((r) => ({ hour: r.hour.slice(0, 13) + 'h', type: r.type, legacy: r.legacy ?? '-', v2: r.v2, diff: r.legacy === null ? '-' : r.v2 - r.legacy }))));
   if (!legacy) io.out('legacy counts: LEGACY_COUNT_URL is not set, so only v2 is shown');
   else io.out(parity.match ? `parity: OK — ${totals.legacy} legacy, ${totals.v2} v2` : `parity: MISMATCH in ${mismatched.length} bucket(s) — ${totals.legacy} legacy, ${totals.v2} v2`);
-  return 0;
+  return code;
 }
 
-async function overallStatus(io: Io, ce: CutoverEnv, json: boolean): Promise<number> {
+async function overallStatus(io: Io, ce: CutoverEnv, json: boolean): Promise<ExitCode> {
   const doc = await readCutover(ce.files.cutoverFile);
   const nginxGen = ce.nginx?.url ? await nginxGeneration(ce.nginx.url).catch(() => undefined) : undefined;
   const edges = await Promise.all(ce.edgeUrls.map(async (url) => ({ url, generation: await edgeGeneration(url).catch(() => undefined) })));
@@ -346,13 +363,13 @@ async function overallStatus(io: Io, ce: CutoverEnv, json: boolean): Promise<num
   const inSync = (nginxGen === undefined || nginxGen === doc.generation) && edges.every((e) => e.generation === doc.generation);
   if (json) {
     io.out(JSON.stringify({ file: ce.files.cutoverFile, generation: doc.generation, tenants: counts, nginx: ce.nginx?.url ? { url: ce.nginx.url, generation: nginxGen ?? null } : null, edges, inSync }));
-    return inSync ? 0 : 1;
+    return inSync ? EXIT.OK : EXIT.CHECK_FAILED;
   }
   io.out(`cut-over set ${ce.files.cutoverFile}: generation ${doc.generation}; ${counts.v2} tenant(s) on v2, ${counts.mirror} mirrored, everyone else on legacy`);
   if (ce.nginx?.url) io.out(`nginx ${ce.nginx.url}: generation ${nginxGen ?? 'unreachable'}`);
   for (const e of edges) io.out(`edge ${e.url}: generation ${e.generation ?? 'unreachable'}`);
   io.out(inSync ? 'in sync' : 'NOT in sync: run `ingestctl cutover sync`, then check again');
-  return inSync ? 0 : 1;
+  return inSync ? EXIT.OK : EXIT.CHECK_FAILED;
 }
 
 export const cutover: Command = {
@@ -363,7 +380,7 @@ export const cutover: Command = {
     const { values, positionals } = parse(argv, { 'dry-run': { type: 'boolean' }, hours: { type: 'string' }, table: { type: 'string' } });
     if (values.help) {
       io.out(HELP);
-      return 0;
+      return EXIT.OK;
     }
     const [sub, tenant, ...extra] = positionals;
     if (extra.length > 0) throw new UsageError(`unexpected ${extra.join(' ')}`);
@@ -379,13 +396,18 @@ export const cutover: Command = {
           prefixes: (tenants.tenants[id]?.keys ?? []).filter((k) => k.revokedAt === null).map((k) => k.prefix).join(','),
         }));
         io.out(json ? JSON.stringify({ generation: doc.generation, tenants: rows }) : `${table(rows)}\n(generation ${doc.generation}; tenants not listed are on legacy)`);
-        return 0;
+        return EXIT.OK;
       }
       case 'add':
       case 'mirror':
       case 'remove': {
         if (!tenant) throw new UsageError(`cutover ${sub} needs a tenant id`);
         const route = STATE_FOR[sub] as TenantRoute;
+        if (route !== 'legacy' && !(await readTenants(ce.files.tenantsFile)).tenants[tenant]) {
+          // A typo must not route nothing and look done.
+          io.err(`refused: no tenant "${tenant}" in ${ce.files.tenantsFile}`);
+          return EXIT.CHECK_FAILED;
+        }
         if (values['dry-run']) {
           const [doc, tenants] = await Promise.all([readCutover(ce.files.cutoverFile), readTenants(ce.files.tenantsFile)]);
           const previous = routeOf(doc, tenant);
@@ -401,7 +423,7 @@ export const cutover: Command = {
           };
           if (json) io.out(JSON.stringify({ plan, dryRun: true }));
           else io.out(`plan (dry run, nothing written):\n  tenant ${tenant}: ${previous} → ${route}\n  key prefixes routed: ${keys.join(', ') || 'none'}\n  writes ${plan.writes.join(', ') || 'nothing (already so)'}\n  renders ${plan.renders.join(', ')}\n  reloads ${plan.reloads ?? 'nothing (NGINX_CONF unset)'}`);
-          return 0;
+          return EXIT.OK;
         }
         let rendered = { entries: 0, caseCollisions: [] as string[] };
         const change = await setTenantRoute(ce.files, tenant, route, async (doc, tenants) => {
@@ -418,7 +440,7 @@ export const cutover: Command = {
           if (rendered.caseCollisions.length) io.out(`  note: ${rendered.caseCollisions.join(', ')} differ from another key only by case; rendered as case-sensitive regexes`);
           if (change.current !== 'legacy') io.out(`  next: ingestctl cutover status ${tenant}`);
         }
-        return 0;
+        return EXIT.OK;
       }
       case 'status': {
         const hours = values.hours === undefined ? 24 : Number(values.hours);
@@ -431,7 +453,7 @@ export const cutover: Command = {
         const { gen, rendered } = await withCutoverSnapshot(ce.files, async (doc, tenants) => ({ gen: doc.generation, rendered: await renderRouting(ce, doc, tenants) }));
         const nginxNote = await reloadNginx(ce, gen);
         io.out(json ? JSON.stringify({ generation: gen, routes: rendered.entries, nginx: nginxNote }) : `rendered ${rendered.entries} key route(s) for generation ${gen}\n  ${nginxNote}`);
-        return 0;
+        return EXIT.OK;
       }
       default:
         throw new UsageError(sub ? `unknown cutover command "${sub}"` : 'cutover needs a command');

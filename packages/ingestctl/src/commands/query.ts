@@ -1,5 +1,6 @@
 import { TelemetryStore } from '@ingest/storage';
 import { adminHeaders, parse, parseDuration, UsageError, type Command } from '../cli.ts';
+import { EXIT } from '../exit-codes.ts';
 
 const HELP = `ingestctl query — read what landed in ClickHouse
 
@@ -17,7 +18,7 @@ export const query: Command = {
     const { values } = parse(argv, { tenant: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' }, count: { type: 'boolean' } });
     if (values.help) {
       io.out(HELP);
-      return 0;
+      return EXIT.OK;
     }
     if (!values.tenant) throw new UsageError('query needs --tenant <id>');
     if (!values.count) throw new UsageError('query currently answers counts: add --count');
@@ -44,16 +45,17 @@ export const query: Command = {
         res = await fetch(u, { headers: adminHeaders(io.env), signal: AbortSignal.timeout(30_000) });
       } catch (e) {
         io.err(`cannot reach the sink writer at ${sink} (${(e as Error).message}); is the product running (pnpm start)?`);
-        return 1;
+        return EXIT.UNREACHABLE;
       }
       const body = (await res.json()) as { count?: number; error?: { message: string } };
       if (!res.ok || body.count === undefined) {
         io.err(`query failed: ${body.error?.message ?? res.status}`);
-        return 1;
+        // A 400 names something the operator asked wrongly (e.g. an unknown type).
+        return res.status === 400 ? EXIT.USAGE : EXIT.FAILED;
       }
       count = body.count;
     }
     io.out(values.json ? JSON.stringify({ count }) : `${count} entries${values.type ? ` of type ${values.type}` : ''} for tenant ${values.tenant}${values.since ? ` in the last ${values.since}` : ''}`);
-    return 0;
+    return EXIT.OK;
   },
 };

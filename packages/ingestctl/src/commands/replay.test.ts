@@ -51,12 +51,12 @@ describe('ingestctl replay options', () => {
     expect(whoAmI({}).length).toBeGreaterThan(0);
   });
 
-  it('exit codes: usage 2, help 0, sink writer unreachable 1', async () => {
+  it('exit codes: usage 2, help 0, sink writer unreachable 3', async () => {
     expect((await ctl(['replay', '--from=1', '--to=2'])).code).toBe(2);
     expect((await ctl(['replay', '--help'])).code).toBe(0);
     expect((await ctl(['replay', '--help'])).out).toContain('BOTH ends are included');
     const down = await ctl(['replay', '--from=1', '--to=2', '--shadow']);
-    expect(down.code).toBe(1);
+    expect(down.code).toBe(3);
     expect(down.err).toContain('cannot reach the sink writer at http://127.0.0.1:9');
     expect((await ctl(['shadow', 'promote'])).code).toBe(2);
     expect((await ctl(['shadow', 'promote', '--day=2026-02-30'])).err).toContain('not a calendar day');

@@ -2,7 +2,8 @@ import { userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Presets, SingleBar } from 'cli-progress';
 import type { ReplayJobView, ReplayPlan, ReplaySummary } from '@ingest/contracts';
-import { adminHeaders, parse, table, UsageError, type Command, type Io } from '../cli.ts';
+import { adminHeaders, parse, table, UnreachableError, UsageError, type Command, type Io } from '../cli.ts';
+import { EXIT, type ExitCode } from '../exit-codes.ts';
 
 const HELP = `ingestctl replay — re-read a window of the durable log into the shadow table
 
@@ -32,9 +33,10 @@ same range replayed twice inserts nothing the second time.
 Runs inside the sink writer (it owns the log and, embedded, chDB): SINK_URL, default
 http://127.0.0.1:8082. Every run is appended to the audit log. See runbooks/replay.md.
 
-Exit codes: 0 done; 1 failed, cancelled, refused or sink writer unreachable; 2 usage error
-(missing --shadow, bad --from/--to, --from after --to, offsets outside the retained range,
-unknown partition).`;
+Exit codes: 0 done (or a plan with entries to replay); 1 refused, or the window holds no entries;
+2 usage (missing --shadow, bad --from/--to, --from after --to, offsets outside the retained range,
+a time window that ends before the first logged entry, unknown partition); 3 sink writer
+unreachable; 4 the run FAILED or was CANCELLED. The full table: ingestctl --help.`;
 
 /** The sink writer's admin base URL. */
 export function sinkUrl(env: Io['env']): string {
@@ -52,9 +54,10 @@ export function whoAmI(env: Io['env']): string {
   }
 }
 
-export class SinkUnreachableError extends Error {
+export class SinkUnreachableError extends UnreachableError {
   constructor(url: string, cause: unknown) {
-    super(`cannot reach the sink writer at ${url} (${(cause as Error).message}); is the product running (pnpm start)? Set SINK_URL to point elsewhere.`);
+    super('the sink writer', url, cause);
+    this.message += '; is the product running (pnpm start)? Set SINK_URL to point elsewhere.';
     this.name = 'SinkUnreachableError';
   }
 }
@@ -86,12 +89,15 @@ export async function callSink<T>(io: Io, method: 'GET' | 'POST' | 'DELETE', rou
   }
 }
 
-/** A 400 from the sink is the operator's to fix: usage error (exit 2); anything else failed (exit 1). */
-export function failure(io: Io, what: string, a: SinkAnswer<unknown>): number {
+/**
+ * A 400 from the sink is the operator's to fix (usage); a 409 is a refusal (another operation in
+ * progress, a promote that would lose entries): nothing changed; anything else failed.
+ */
+export function failure(io: Io, what: string, a: SinkAnswer<unknown>): ExitCode {
   const msg = a.body.error?.message ?? `HTTP ${a.status}`;
   if (a.status === 400) throw new UsageError(msg);
   io.err(`${what}: ${msg}`);
-  return 1;
+  return a.status === 409 ? EXIT.CHECK_FAILED : EXIT.FAILED;
 }
 
 // The sink writer's answers: shared with it through @ingest/contracts.
@@ -325,18 +331,30 @@ export function replayRequest(argv: string[], env: Io['env']): ReplayCli {
   };
 }
 
-function printJob(io: Io, v: JobView, json: boolean): number {
+const NOTHING = 'the window holds no log entries (of this tenant): nothing to replay. Check --from/--to against the plan\'s RETAINED and LOGGED columns (times are log append times, UTC).';
+
+export function printJob(io: Io, v: JobView, json: boolean): ExitCode {
   if (v.kind === 'plan') {
     if (v.state !== 'done' || !v.plan) {
       io.err(`planning ${v.state}: ${v.error ?? 'no plan'}`);
-      return 1;
+      return EXIT.FAILED;
     }
     io.out(json ? JSON.stringify(v.plan) : formatPlan(v.plan));
-    return 0;
+    // A plan of nothing is not a green light: a script would go on to "repair" nothing.
+    if (v.plan.entries === 0) {
+      io.err(NOTHING);
+      return EXIT.CHECK_FAILED;
+    }
+    return EXIT.OK;
   }
   if (v.summary) io.out(json ? JSON.stringify(v.summary) : formatSummary(v.summary));
   else io.err(`replay ${v.id} ${v.state}: ${v.error ?? ''}`);
-  return v.state === 'done' ? 0 : 1;
+  if (v.state !== 'done') return EXIT.FAILED;
+  if (v.summary?.read === 0) {
+    io.err(NOTHING);
+    return EXIT.CHECK_FAILED;
+  }
+  return EXIT.OK;
 }
 
 export const replay: Command = {
@@ -347,7 +365,7 @@ export const replay: Command = {
     const req = replayRequest(argv, io.env);
     if (req.kind === 'help') {
       io.out(HELP);
-      return 0;
+      return EXIT.OK;
     }
     try {
       switch (req.kind) {
@@ -369,13 +387,13 @@ export const replay: Command = {
                 })),
               ),
             );
-          return 0;
+          return EXIT.OK;
         }
         case 'cancel': {
           const a = await callSink<JobView>(io, 'DELETE', `/admin/v1/replay/jobs/${encodeURIComponent(req.id)}`);
           if (a.status !== 200) return failure(io, 'cancel failed', a);
           io.out(req.json ? JSON.stringify(a.body) : `job ${a.body.id}: ${a.body.state === 'running' ? 'cancelling after its current chunk' : a.body.state}`);
-          return 0;
+          return EXIT.OK;
         }
         case 'watch':
           return printJob(io, await follow(io, req.id, 'replay'), req.json);
@@ -393,7 +411,7 @@ export const replay: Command = {
     } catch (e) {
       if (e instanceof SinkUnreachableError) {
         io.err(e.message);
-        return 1;
+        return EXIT.UNREACHABLE;
       }
       throw e;
     }

@@ -1,5 +1,6 @@
 import { parseDay } from '@ingest/storage';
 import { parse, table, UsageError, type Command, type Io } from '../cli.ts';
+import { EXIT, type ExitCode } from '../exit-codes.ts';
 import { callSink, failure, SinkUnreachableError, whoAmI } from './replay.ts';
 
 const HELP = `ingestctl shadow — compare the shadow table with live, swap a verified day in, clean up
@@ -16,6 +17,10 @@ const HELP = `ingestctl shadow — compare the shadow table with live, swap a ve
       --allow-loss.
   ingestctl shadow drop [--day YYYY-MM-DD] [--yes] [--json]
       empty the shadow table (TRUNCATE), or one day of it; plan first, --yes to do it.
+
+Exit codes: diff 0 identical, 1 different; promote 0 done (or a plan that --yes would carry out),
+1 refused or a plan that would be refused, 4 promoted but live does not equal the shadow; any
+command 2 usage, 3 sink writer unreachable. The full table: ingestctl --help.
 
 Days are UTC (the tables are partitioned by toYYYYMMDD(ts)). Promote and drop are appended to the
 audit log. Runs through the sink writer (SINK_URL, default http://127.0.0.1:8082).
@@ -126,14 +131,22 @@ export function formatPromotePlan(p: PromotePlan): string {
   return lines.join('\n');
 }
 
-async function diffCmd(io: Io, values: { day?: string[] | undefined; tenant?: string | undefined; 'only-diff'?: boolean | undefined; json?: boolean | undefined }): Promise<number> {
+/** Why `promote --yes` would be refused with this plan, or undefined when it would go ahead. */
+export function promoteRefusal(p: PromotePlan, allowLoss: boolean): string | undefined {
+  if (p.shadowRows === 0) return 'the shadow holds nothing for this day (promote would empty it)';
+  if (p.liveOnly > 0 && !allowLoss) return `${p.liveOnly} live entries are missing from the shadow and would be deleted (--allow-loss to accept)`;
+  return undefined;
+}
+
+async function diffCmd(io: Io, values: { day?: string[] | undefined; tenant?: string | undefined; 'only-diff'?: boolean | undefined; json?: boolean | undefined }): Promise<ExitCode> {
   const u = new URLSearchParams();
   for (const d of values.day ?? []) u.append('day', dayArg(d));
   if (values.tenant) u.set('tenant', values.tenant);
   const a = await callSink<DiffAnswer>(io, 'GET', `/admin/v1/shadow/diff?${u.toString()}`);
   if (a.status !== 200) return failure(io, 'diff failed', a);
   io.out(values.json ? JSON.stringify(a.body) : formatDiff(a.body, values['only-diff'] === true, process.stdout.isTTY === true));
-  return 0;
+  // Like diff(1): a script can gate "promote, then expect IDENTICAL" on the exit code alone.
+  return a.body.equal ? EXIT.OK : EXIT.CHECK_FAILED;
 }
 
 export const shadow: Command = {
@@ -150,7 +163,7 @@ export const shadow: Command = {
     });
     if (values.help) {
       io.out(HELP);
-      return 0;
+      return EXIT.OK;
     }
     const [sub, ...extra] = positionals;
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
@@ -166,14 +179,11 @@ export const shadow: Command = {
           const day = dayArg(days[0] as string);
           const a = await callSink<PromoteAnswer>(io, 'POST', '/admin/v1/shadow/promote', { day, yes: values.yes === true, allowLoss: values['allow-loss'] === true, who, args });
           if (a.status !== 200) {
-            if (a.status === 409) {
-              io.err(`promote refused: ${a.body.error?.message ?? ''}`);
-              return 1;
-            }
             return failure(io, 'promote refused', a);
           }
+          const refusal = a.body.executed ? undefined : promoteRefusal(a.body.plan, values['allow-loss'] === true);
           if (values.json) io.out(JSON.stringify(a.body));
-          else if (!a.body.executed) io.out(`${formatPromotePlan(a.body.plan)}\n\nnothing changed: run the same command with --yes to promote.`);
+          else if (!a.body.executed) io.out(`${formatPromotePlan(a.body.plan)}\n\n${refusal ? `REFUSED: ${refusal}; nothing changed.` : 'nothing changed: run the same command with --yes to promote.'}`);
           else {
             const r = a.body.result;
             io.out(
@@ -182,7 +192,11 @@ export const shadow: Command = {
                 (a.body.audit ? `\naudit: ${a.body.audit.file}${a.body.audit.topic ? ` and topic ${a.body.audit.topic}` : ''}` : ''),
             );
           }
-          return a.body.executed && a.body.result?.liveEqualsShadow === false ? 1 : 0;
+          if (refusal) {
+            io.err(`promote would be refused: ${refusal}`);
+            return EXIT.CHECK_FAILED;
+          }
+          return a.body.executed && a.body.result?.liveEqualsShadow === false ? EXIT.FAILED : EXIT.OK;
         }
         case 'drop': {
           const days = values.day ?? [];
@@ -196,7 +210,7 @@ export const shadow: Command = {
             const what = `${p.sql}: ${p.rows} entries${p.days.length ? ` (${p.days.map((d) => `${d.day}: ${d.rows}`).join(', ')})` : ''}`;
             io.out(a.body.executed ? `dropped — ${what}; ${a.body.result?.rowsAfter ?? 0} left` : `DROP PLAN — ${what}\nnothing changed: run the same command with --yes to drop.`);
           }
-          return 0;
+          return EXIT.OK;
         }
         default:
           throw new UsageError(sub ? `unknown shadow command "${sub}"` : 'shadow needs a command: diff, promote or drop');
@@ -204,7 +218,7 @@ export const shadow: Command = {
     } catch (e) {
       if (e instanceof SinkUnreachableError) {
         io.err(e.message);
-        return 1;
+        return EXIT.UNREACHABLE;
       }
       throw e;
     }

@@ -1,10 +1,12 @@
 import { parse, table, type Command } from '../cli.ts';
+import { EXIT } from '../exit-codes.ts';
 
 const HELP = `ingestctl status — health, budget use and loader lag of each service
 
   ingestctl status [--json]
 
-Service URLs: EDGE_URL, NORMALIZER_URL, SINK_URL (defaults: 127.0.0.1 ports 8080, 8081, 8082).`;
+Service URLs: EDGE_URL, NORMALIZER_URL, SINK_URL (defaults: 127.0.0.1 ports 8080, 8081, 8082).
+Exit code: 0 every service ready, 1 one is up but not ready, 3 one did not answer.`;
 
 interface ServiceStatus {
   service: string;
@@ -43,7 +45,7 @@ export const status: Command = {
     const { values } = parse(argv, {});
     if (values.help) {
       io.out(HELP);
-      return 0;
+      return EXIT.OK;
     }
     const e = io.env;
     const urls = {
@@ -70,6 +72,8 @@ export const status: Command = {
         ),
       );
     }
-    return all.every((s) => s.ready) ? 0 : 1;
+    // A service that did not answer at all is a different failure from one that answered "not ready".
+    if (all.some((s) => s.error !== undefined)) return EXIT.UNREACHABLE;
+    return all.every((s) => s.ready) ? EXIT.OK : EXIT.CHECK_FAILED;
   },
 };

@@ -1,6 +1,7 @@
 import { addTenantKey, readCutover, readTenants, revokeTenantKey, routeOf } from '@ingest/tenants';
 import { parse, table, tenantsFile, UsageError, type Command, type Io } from '../cli.ts';
 import { cutover, cutoverEnv } from './cutover.ts';
+import { EXIT } from '../exit-codes.ts';
 
 /**
  * The load balancer routes on key prefixes rendered from the cut-over set, so a key added to (or
@@ -13,7 +14,7 @@ async function resyncIfRouted(io: Io, tenant: string, json: boolean): Promise<vo
   if (route === 'legacy') return;
   const quiet: Io = { ...io, out: json ? () => undefined : (s) => io.out(`cutover: ${route} tenant, routes re-rendered — ${s.split('\n').join(' ')}`) };
   const code = await cutover.run(['sync'], quiet);
-  if (code !== 0) io.err(`the key change is saved, but re-rendering the cut-over routes failed; run \`ingestctl cutover sync\``);
+  if (code !== EXIT.OK) io.err(`the key change is saved, but re-rendering the cut-over routes failed; run \`ingestctl cutover sync\``);
 }
 
 const HELP = `ingestctl tenants — manage tenants and their API keys
@@ -34,7 +35,7 @@ export const tenants: Command = {
     const { values, positionals } = parse(argv, { eps: { type: 'string' }, bps: { type: 'string' }, rps: { type: 'string' } });
     if (values.help) {
       io.out(HELP);
-      return 0;
+      return EXIT.OK;
     }
     const [sub, ...rest] = positionals;
     const file = tenantsFile(io.env);
@@ -57,7 +58,7 @@ export const tenants: Command = {
         if (values.json) io.out(JSON.stringify({ tenant: id, apiKey: r.apiKey }));
         else io.out(`${r.created ? 'created tenant' : 'added a key to tenant'} ${id}\nAPI key (shown once, store it now):\n  ${r.apiKey}`);
         await resyncIfRouted(io, id, values.json === true);
-        return 0;
+        return EXIT.OK;
       }
       case 'list': {
         const doc = await readTenants(file);
@@ -69,7 +70,7 @@ export const tenants: Command = {
           limits: JSON.stringify(t.limits),
         }));
         io.out(values.json ? JSON.stringify({ tenants: rows }) : table(rows));
-        return 0;
+        return EXIT.OK;
       }
       case 'revoke-key': {
         const [id, prefix] = rest;
@@ -78,7 +79,7 @@ export const tenants: Command = {
         if (n > 0) await resyncIfRouted(io, id, values.json === true);
         if (values.json) io.out(JSON.stringify({ tenant: id, revoked: n }));
         else io.out(n === 0 ? `no live key of ${id} starts with ${prefix}` : `revoked ${n} key(s) of ${id}`);
-        return n === 0 ? 1 : 0;
+        return n === 0 ? EXIT.CHECK_FAILED : EXIT.OK;
       }
       default:
         throw new UsageError(sub ? `unknown tenants command "${sub}"` : 'tenants needs a command');

@@ -76,6 +76,18 @@ describe('resolveRange (the planner: --from/--to → exact offsets per partition
     expect((await resolveRange(admin, TOPIC, req(before, 'latest', { partitions: [0] }))).partitions[0]).toMatchObject({ first: 0, last: 99 });
   });
 
+  it('refuses a time window that ends before the first logged entry, naming when the log begins', async () => {
+    const admin = new FakeAdmin(TOPIC).add(0, msgs(100, 0)).add(1, msgs(100, 0));
+    const early = (ms: number) => new Date(T0 - ms).toISOString();
+    await expect(resolveRange(admin, TOPIC, req(early(60_000), early(1_000)))).rejects.toThrow(
+      /--to=.* is before the first retained entry of telemetry.v2, so the window holds nothing \(partition 0: offset 0 logged at 2026-11-20T10:00:00.000Z; partition 1/,
+    );
+    // A window that reaches the first entry in one partition is a real (partial) window.
+    const late = new FakeAdmin(TOPIC).add(0, msgs(100, 0)).add(1, [{ offset: 0, timestamp: T0 + 10_000 }]);
+    const r = await resolveRange(late, TOPIC, req(early(60_000), new Date(T0 + 5).toISOString()));
+    expect(r.partitions.map((p) => p.offsets)).toEqual([5, 0]);
+  });
+
   it('refuses --from after --to once offsets are known (latest vs an offset)', async () => {
     const admin = new FakeAdmin(TOPIC).add(0, msgs(100));
     await expect(resolveRange(admin, TOPIC, req('latest', '10'))).rejects.toThrow(/--from is after --to in partition 0/);

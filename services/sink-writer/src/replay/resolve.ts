@@ -116,6 +116,28 @@ async function resolveSide(admin: Reader, topic: string, p: PartitionOffsets, al
   }
 }
 
+/**
+ * A time window that ends before the first entry of every partition with entries is a mistake
+ * (a wrong day, local time taken for UTC), not an empty repair: say when the log begins instead
+ * of planning nothing and letting the operator believe there was nothing to replay.
+ */
+async function refuseWindowBeforeLog(admin: Reader, topic: string, req: ReplayRequest, chosen: PartitionOffsets[], parts: ResolvedPartition[], all: PartitionOffsets[]): Promise<void> {
+  if (req.to.kind !== 'time') return;
+  const nonEmpty = chosen.filter((p) => p.high > p.low);
+  if (nonEmpty.length === 0) return;
+  const before = nonEmpty.every((p) => parts.find((x) => x.partition === p.partition)?.last === p.low - 1);
+  if (!before) return;
+  const firsts: string[] = [];
+  for (const p of nonEmpty) {
+    const m = await messageAt(admin, topic, p.partition, p.low);
+    firsts.push(`partition ${p.partition}: offset ${p.low} logged at ${m ? iso(m.timestamp) : 'unknown'}`);
+  }
+  throw new ReplayRequestError(
+    `--to=${req.to.text} is before the first retained entry of ${topic}, so the window holds nothing (${firsts.join('; ')}). ` +
+      `Times are log append times in UTC. Retained offsets, inclusive: ${retainedList(all)}.`,
+  );
+}
+
 /** Turns --from/--to/--partition into exact inclusive offset ranges per partition. */
 export async function resolveRange(admin: Reader, topic: string, req: ReplayRequest): Promise<ResolvedRange> {
   const all = await admin.partitions(topic);
@@ -145,6 +167,7 @@ export async function resolveRange(admin: Reader, topic: string, req: ReplayRequ
       resolution: { from: from.note, to: to.note },
     });
   }
+  await refuseWindowBeforeLog(admin, topic, req, chosen, partitions, all);
   return {
     topic,
     target: req.target,
