@@ -7,11 +7,11 @@ import type { TelemetryStore } from '@ingest/storage';
 import { addTenantKey, setTenantRoute } from '@ingest/tenants';
 import { postIngest, startInProcessStack, startLegacyFixture, startNginx, type InProcessStack, type LegacyFixture, type NginxHandle } from '@ingest/testkit';
 // ingestctl is not a dependency of the repo root; the CLI is driven in-process by its entry point.
-import { runCli } from '@ingest/ingestctl';
+import { EXIT, runCli } from '@ingest/ingestctl';
 import { sharedStore, tenantId } from './helpers.ts';
 
 // Integration tests with nginx keep to ports 18800–18899.
-const NGINX_PORT = 18871;
+const NGINX_PORT = Number(process.env['NGINX_PORT'] ?? 18871);
 const TYPES = ['log', 'metric', 'event'] as const;
 
 /** A batch with fresh ids, cycling through three types so parity has more than one row per hour. */
@@ -297,5 +297,60 @@ describe('v2 cutover through a real nginx', () => {
     expect(inLegacy).toBeGreaterThan(0);
     expect(inV2).toBeGreaterThan(0);
     expect(inLegacy + inV2).toBe(ok.length);
+  });
+});
+
+describe('an edge without LEGACY_URL (issue 14: one `cutover add` shed every other tenant)', () => {
+  it('add is refused while it would shed; forced, it does shed; removing the last tenant returns the edge to taking everyone', async () => {
+    // A second real edge with no legacy pipeline, on a set file of its own (the LB is not involved).
+    const ownSet = `${stack.dataDir}/cutover-no-legacy.json`;
+    const lone = await buildEdge({ config: stack.config.edge, logger: false, tenantsReloadMs: 100, cutover: { file: ownSet, reloadMs: 100 } });
+    try {
+      const loneUrl = await lone.listen({ host: '127.0.0.1', port: 0 });
+      const run = async (...argv: string[]) => {
+        const out: string[] = [];
+        const err: string[] = [];
+        const env = { INGEST_DATA_DIR: stack.dataDir, TENANTS_FILE: stack.config.edge.tenantsFile, CUTOVER_FILE: ownSet, CUTOVER_EDGE_URLS: loneUrl, CUTOVER_NGINX_DIR: `${stack.dataDir}/nginx-no-legacy` };
+        const code = await runCli(argv, { out: (s) => out.push(s), err: (s) => err.push(s), env });
+        return { code, out: out.join('\n'), err: err.join('\n') };
+      };
+      const x = tenantId('lone-x');
+      const y = tenantId('lone-y');
+      const keys = { [x]: (await addTenantKey(stack.config.edge.tenantsFile, x)).apiKey, [y]: (await addTenantKey(stack.config.edge.tenantsFile, y)).apiKey };
+      const send = async (t: string) => (await postIngest(loneUrl, keys[t] ?? '', batch(3))).status;
+      // Until the edge has read the new keys it answers 401; no set file: it takes everyone live.
+      const deadline = Date.now() + 5000;
+      while ((await send(y)) !== 200 && Date.now() < deadline) await sleep(25);
+      expect(await send(y)).toBe(200);
+
+      const dry = await run('cutover', 'add', x, '--dry-run', '--json');
+      expect(dry.code).toBe(EXIT.CHECK_FAILED);
+      const plan = JSON.parse(dry.out) as { wouldApply: boolean; plan: { check: { edges: Array<{ legacy: { configured: boolean }; newlyShed: string[] }> } } };
+      expect(plan.wouldApply).toBe(false);
+      expect(plan.plan.check.edges[0]?.legacy.configured).toBe(false);
+      expect(plan.plan.check.edges[0]?.newlyShed).toContain(y);
+
+      const refused = await run('cutover', 'add', x);
+      expect(refused.code).toBe(EXIT.CHECK_FAILED);
+      expect(refused.err).toMatch(/refused: \d+ tenant\(s\) would be refused with 503/);
+      expect(await send(y)).toBe(200);
+
+      const forced = await run('cutover', 'add', x, '--force');
+      expect(forced.code, forced.err).toBe(EXIT.OK);
+      const shed = await postIngest(loneUrl, keys[y] ?? '', batch(3));
+      expect(shed.status).toBe(503);
+      expect(JSON.stringify(shed.body)).toContain('INGEST_ERR_DEPENDENCY_UNAVAILABLE');
+      expect(await send(x)).toBe(200);
+
+      // The rollback: the CLI returns once the edge runs the new (empty) set, so the next request counts.
+      const removed = await run('cutover', 'remove', x);
+      expect(removed.code, removed.err).toBe(EXIT.OK);
+      expect(await send(x)).toBe(200);
+      expect(await send(y)).toBe(200);
+      const status = (await (await fetch(`${loneUrl}/status`)).json()) as { cutover: { enforcing: boolean; legacy: { configured: boolean } } };
+      expect(status.cutover).toMatchObject({ enforcing: false, legacy: { configured: false } });
+    } finally {
+      await lone.close();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { runCli } from './main.ts';
 
@@ -47,4 +48,26 @@ export async function ctl(env: Record<string, string>, ...argv: string[]): Promi
   const err: string[] = [];
   const code = await runCli(argv, { out: (s) => out.push(s), err: (s) => err.push(s), env });
   return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+export type FakeLegacy = { configured: false } | { configured: true; reachable: boolean };
+
+/**
+ * An edge's GET /status as ingestctl reads it: the generation of the set file it "runs" (read from
+ * the file on every request, so a change is seen at once) and its view of legacy.
+ */
+export function fakeEdge(cutoverFile: string, legacy: FakeLegacy): Promise<FakeServer> {
+  return fakeServer((route) => {
+    if (route !== 'GET /status') return undefined;
+    let doc: { generation: number; tenants: Record<string, unknown> } = { generation: 0, tenants: {} };
+    try {
+      doc = JSON.parse(readFileSync(cutoverFile, 'utf8')) as typeof doc;
+    } catch {
+      // No file yet: generation 0, nobody cut over.
+    }
+    const view = legacy.configured
+      ? { configured: true, url: 'http://legacy.invalid/', reachable: legacy.reachable, ...(legacy.reachable ? {} : { error: 'connect ECONNREFUSED' }) }
+      : { configured: false, url: null, reachable: null, error: 'LEGACY_URL is not set' };
+    return { status: 200, body: { service: 'edge', cutover: { enforcing: legacy.configured || Object.keys(doc.tenants).length > 0, generation: doc.generation, legacy: view } } };
+  });
 }

@@ -82,6 +82,16 @@ export async function readCutover(file: string): Promise<CutoverDoc> {
   return (await readCutoverFile(file)) ?? emptyCutover();
 }
 
+/**
+ * Whether a migration is in progress: at least one tenant mirrored or on v2. An absent file and an
+ * empty set mean the same — nobody has started moving — so removing the last tenant returns an
+ * edge without LEGACY_URL to taking everything, exactly as before the first `cutover add`, instead
+ * of refusing every tenant for want of a legacy pipeline to forward to.
+ */
+export function cutoverActive(doc: CutoverDoc | undefined): boolean {
+  return doc !== undefined && Object.keys(doc.tenants).length > 0;
+}
+
 export function routeOf(doc: CutoverDoc, tenant: string): TenantRoute {
   return doc.tenants[tenant]?.state ?? 'legacy';
 }
@@ -101,6 +111,14 @@ export interface CutoverChange {
   tenants: TenantsDoc;
 }
 
+/** The set changed between planning a change and applying it (another operator's change). */
+export class CutoverConflictError extends Error {
+  constructor(expected: number, found: number) {
+    super(`the cut-over set changed while this change was being checked (generation ${expected} → ${found}); nothing was written, run the command again`);
+    this.name = 'CutoverConflictError';
+  }
+}
+
 /**
  * Sets one tenant's route and runs `publish` (render the LB's map) while still holding the tenants
  * lock, so two operators' changes are written and rendered in the same order and a rendered map
@@ -112,12 +130,15 @@ export async function setTenantRoute(
   tenant: string,
   route: TenantRoute,
   publish?: (doc: CutoverDoc, tenants: TenantsDoc) => Promise<void>,
+  opts: { expectGeneration?: number } = {},
 ): Promise<CutoverChange> {
   if (!validTenantId(tenant)) throw new Error(`tenant id "${tenant.slice(0, 64)}" is not valid`);
   return withTenantsLock(files.tenantsFile, async () => {
     const tenants = await readTenants(files.tenantsFile);
     if (route !== 'legacy' && !tenants.tenants[tenant]) throw new Error(`no tenant "${tenant}" in ${files.tenantsFile}`);
     const doc = await readCutover(files.cutoverFile);
+    // A change planned (and checked) against one set must not be applied to another.
+    if (opts.expectGeneration !== undefined && doc.generation !== opts.expectGeneration) throw new CutoverConflictError(opts.expectGeneration, doc.generation);
     const previous = routeOf(doc, tenant);
     const changed = previous !== route;
     if (changed) {

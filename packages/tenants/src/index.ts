@@ -4,6 +4,8 @@ export { PolledFile, fileVersion } from './polled-file.ts';
 export type { TenantLimits, StoredKey, TenantRecord, TenantsDoc } from './file.ts';
 export {
   CUTOVER_STATES,
+  cutoverActive,
+  CutoverConflictError,
   cutoverFileFor,
   emptyCutover,
   parseCutover,

@@ -64,7 +64,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       ready: !closing && keys.lastError === undefined,
       checks: { tenants: keys.lastError ?? `ok (${keys.tenantCount()} tenants)` },
     }),
-    status: () => ({ budget: budget.snapshot(), tenants: keys.tenantCount(), cutover: cutover.snapshot() }),
+    status: async () => ({ budget: budget.snapshot(), tenants: keys.tenantCount(), cutover: await cutover.snapshot() }),
     tenantOf: (req) => req.principal?.tenant,
   });
 

@@ -1,21 +1,23 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { addTenantKey } from '@ingest/tenants';
-import { runCli } from '../main.ts';
+import { afterEach, describe, expect, it } from 'vitest';
+import { addTenantKey, readCutover } from '@ingest/tenants';
+import { EXIT } from '../exit-codes.ts';
+import { ctl, DEAD_URL, fakeEdge, type FakeLegacy, type FakeServer } from '../testing.ts';
 import { parityRows, v2Buckets } from './cutover.ts';
 
-async function env() {
-  const dir = await mkdtemp(path.join(tmpdir(), 'ingestctl-cutover-'));
-  return { INGEST_DATA_DIR: dir, CUTOVER_EDGE_SETTLE_MS: '0', CUTOVER_NGINX_DIR: path.join(dir, 'nginx') };
-}
+const servers: FakeServer[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close();
+});
 
-async function ctl(e: Record<string, string>, ...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(argv, { out: (s) => out.push(s), err: (s) => err.push(s), env: e });
-  return { code, out: out.join('\n'), err: err.join('\n') };
+/** A data dir and one (fake) edge that runs whatever the set file says, with the given legacy. */
+async function env(legacy: FakeLegacy = { configured: true, reachable: true }) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'ingestctl-cutover-'));
+  const edge = await fakeEdge(path.join(dir, 'cutover.json'), legacy);
+  servers.push(edge);
+  return { INGEST_DATA_DIR: dir, CUTOVER_EDGE_SETTLE_MS: '0', CUTOVER_NGINX_DIR: path.join(dir, 'nginx'), CUTOVER_EDGE_URLS: edge.url };
 }
 
 describe('ingestctl cutover', () => {
@@ -60,8 +62,8 @@ describe('ingestctl cutover', () => {
     const e = await env();
     const { prefix } = await addTenantKey(path.join(e.INGEST_DATA_DIR, 'tenants.json'), 'acme');
     const r = await ctl(e, 'cutover', 'mirror', 'acme', '--dry-run', '--json');
-    expect(r.code).toBe(0);
-    expect(JSON.parse(r.out)).toMatchObject({ dryRun: true, plan: { tenant: 'acme', from: 'legacy', to: 'mirror', keyPrefixes: [prefix] } });
+    expect(r.code).toBe(EXIT.OK);
+    expect(JSON.parse(r.out)).toMatchObject({ dryRun: true, wouldApply: true, plan: { tenant: 'acme', from: 'legacy', to: 'mirror', keyPrefixes: [prefix], check: { checked: true, ok: true } } });
     await expect(readFile(path.join(e.INGEST_DATA_DIR, 'cutover.json'))).rejects.toThrow(/ENOENT/);
   });
 
@@ -78,12 +80,77 @@ describe('ingestctl cutover', () => {
     expect(JSON.parse(st.out)).toMatchObject({ generation: 2, tenants: { v2: 1, mirror: 1 }, inSync: true });
 
     const unknown = await ctl(e, 'cutover', 'add', 'nobody');
-    expect(unknown.code).toBe(1);
+    expect(unknown.code).toBe(EXIT.CHECK_FAILED);
     expect(unknown.err).toMatch(/no tenant "nobody"/);
     expect((await ctl(e, 'cutover', 'flip', 'acme')).code).toBe(2);
     expect((await ctl(e, 'cutover', 'add')).code).toBe(2);
     expect((await ctl(e, 'cutover', 'status', 'acme', '--hours', '999')).code).toBe(2);
     expect((await ctl(e, 'cutover', '--help')).out).toContain('ingestctl cutover add <tenant>');
+  });
+});
+
+describe('ingestctl cutover refuses a change that would shed other tenants', () => {
+  async function twoTenants(legacy: FakeLegacy) {
+    const e = await env(legacy);
+    const tf = path.join(e.INGEST_DATA_DIR, 'tenants.json');
+    for (const t of ['acme', 'beta', 'gamma']) await addTenantKey(tf, t);
+    return e;
+  }
+  const cutoverFile = (e: { INGEST_DATA_DIR: string }) => path.join(e.INGEST_DATA_DIR, 'cutover.json');
+
+  it('no LEGACY_URL at the edge: the dry run names every tenant that would get 503 and exits 1; add is refused and writes nothing', async () => {
+    const e = await twoTenants({ configured: false });
+    const dry = await ctl(e, 'cutover', 'add', 'acme', '--dry-run');
+    expect(dry.code).toBe(EXIT.CHECK_FAILED);
+    expect(dry.out).toContain('LEGACY_URL not set; starts enforcing the set');
+    expect(dry.out).toContain('2 tenant(s) taken by v2 (live) → refused: 503 INGEST_ERR_DEPENDENCY_UNAVAILABLE: beta, gamma');
+    expect(dry.out).toContain('REFUSED');
+    const dryJson = JSON.parse((await ctl(e, 'cutover', 'add', 'acme', '--dry-run', '--json')).out) as { wouldApply: boolean; plan: { check: { ok: boolean; edges: Array<{ newlyShed: string[] }> } } };
+    expect(dryJson.wouldApply).toBe(false);
+    expect(dryJson.plan.check.edges[0]?.newlyShed).toEqual(['beta', 'gamma']);
+
+    const add = await ctl(e, 'cutover', 'add', 'acme');
+    expect(add.code).toBe(EXIT.CHECK_FAILED);
+    expect(add.err).toContain('refused: 2 tenant(s) would be refused with 503 by 1 edge(s)');
+    await expect(readFile(cutoverFile(e))).rejects.toThrow(/ENOENT/);
+    expect((await ctl(e, 'cutover', 'mirror', 'acme')).code).toBe(EXIT.CHECK_FAILED);
+  });
+
+  it('--force applies it; removing the last tenant empties the set, which the plan shows as the edge taking everyone again', async () => {
+    const e = await twoTenants({ configured: false });
+    const forced = await ctl(e, 'cutover', 'add', 'acme', '--force');
+    expect(forced.code, forced.err).toBe(EXIT.OK);
+    expect(forced.out).toContain('FORCED past a failed check');
+    const dry = await ctl(e, 'cutover', 'remove', 'acme', '--dry-run');
+    expect(dry.code).toBe(EXIT.OK);
+    expect(dry.out).toContain('stops enforcing (takes every tenant again)');
+    expect(dry.out).toContain('2 tenant(s) refused: 503 INGEST_ERR_DEPENDENCY_UNAVAILABLE → taken by v2 (live): beta, gamma');
+    const rm = await ctl(e, 'cutover', 'remove', 'acme');
+    expect(rm.code, rm.err).toBe(EXIT.OK);
+    expect(Object.keys((await readCutover(cutoverFile(e))).tenants)).toEqual([]);
+  });
+
+  it('legacy configured but unreachable from the edge: a rollback that would send the tenant there is refused; add is not (it sheds no one new)', async () => {
+    const e = await twoTenants({ configured: true, reachable: false });
+    const add = await ctl(e, 'cutover', 'add', 'acme');
+    expect(add.code, add.err).toBe(EXIT.OK);
+    const rm = await ctl(e, 'cutover', 'remove', 'acme');
+    expect(rm.code).toBe(EXIT.CHECK_FAILED);
+    expect(rm.out).toContain('NOT reachable (connect ECONNREFUSED)');
+    expect(rm.out).toContain('1 tenant(s) taken by v2 (live) → refused: 503 INGEST_ERR_DEPENDENCY_UNAVAILABLE: acme');
+  });
+
+  it('no edge to ask is not a pass: refused (1) unless --force; an edge that does not answer is 3', async () => {
+    const e = await twoTenants({ configured: true, reachable: true });
+    const noEdges = { ...e, CUTOVER_EDGE_URLS: '' };
+    const r = await ctl(noEdges, 'cutover', 'add', 'acme');
+    expect(r.code).toBe(EXIT.CHECK_FAILED);
+    expect(r.out).toContain('not checked: CUTOVER_EDGE_URLS is not set');
+    const down = await ctl({ ...e, CUTOVER_EDGE_URLS: DEAD_URL }, 'cutover', 'add', 'acme');
+    expect(down.code).toBe(EXIT.UNREACHABLE);
+    expect(down.out).toContain(`${DEAD_URL}: not checked — did not answer GET /status`);
+    await expect(readFile(cutoverFile(e))).rejects.toThrow(/ENOENT/);
+    expect((await ctl(noEdges, 'cutover', 'add', 'acme', '--force')).code).toBe(EXIT.OK);
   });
 });
 

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ENTRY_TYPES } from '@ingest/contracts';
 import { TABLES, TelemetryStore, type TableName } from '@ingest/storage';
 import {
+  CutoverConflictError,
   readCutover,
   readTenants,
   renderEnvoyRoutes,
@@ -14,6 +15,7 @@ import {
   setTenantRoute,
   withCutoverSnapshot,
   writeFileAtomic,
+  type CutoverChange,
   type CutoverDoc,
   type CutoverFiles,
   type TenantRoute,
@@ -21,17 +23,24 @@ import {
 } from '@ingest/tenants';
 import { adminHeaders, parse, table, tenantsFile, UnreachableError, UsageError, type Command, type Io } from '../cli.ts';
 import { EXIT, type ExitCode } from '../exit-codes.ts';
+import { checkEdges, formatEdgeCheck, withRoute, type EdgeView } from './cutover-plan.ts';
 
 const HELP = `ingestctl cutover — move tenants from the legacy pipeline to v2, one at a time
 
   ingestctl cutover list [--json]
-  ingestctl cutover add <tenant> [--dry-run] [--json]      route the tenant to v2 (v2 authoritative)
-  ingestctl cutover mirror <tenant> [--dry-run] [--json]   legacy authoritative, a copy into v2's mirror table
-  ingestctl cutover remove <tenant> [--dry-run] [--json]   back to legacy only (rollback)
+  ingestctl cutover add <tenant> [--dry-run] [--force] [--json]     route the tenant to v2 (v2 authoritative)
+  ingestctl cutover mirror <tenant> [--dry-run] [--force] [--json]  legacy authoritative, a copy into v2's mirror table
+  ingestctl cutover remove <tenant> [--dry-run] [--force] [--json]  back to legacy only (rollback)
   ingestctl cutover status [<tenant>] [--hours N] [--json] set, LB and edge generations; with a tenant,
                                                            parity: entries per type and hour, legacy vs v2
   ingestctl cutover sync [--json]                          re-render the LB map and reload (after
                                                            \`tenants add\` or \`revoke-key\` on a cut-over tenant)
+
+Before a change, every edge in CUTOVER_EDGE_URLS is asked (GET /status) whether it has LEGACY_URL
+and can reach it, and the plan shows what each edge would do with every tenant. A change that
+would make any edge refuse a tenant it serves now (503: no legacy to forward to) is refused, as is
+one no edge could be asked about; --force applies it anyway. An empty set means no migration: an
+edge without LEGACY_URL then takes every tenant, as before the first add.
 
 A change writes the set (CUTOVER_FILE, default cutover.json beside the tenants file), renders the
 LB's routing table from it, waits until the edges run the new set, reloads nginx and waits until
@@ -43,13 +52,15 @@ Environment:
   NGINX_BIN NGINX_PID     default nginx, PREFIX/nginx.pid (to wait for old workers to stop accepting)
   NGINX_URL               nginx base URL, to read /_cutover/generation after a reload
   CUTOVER_ENVOY_RDS       also render envoy's route file here (deploy/envoy)
-  CUTOVER_EDGE_URLS       edges to wait for (comma list); unset: wait CUTOVER_EDGE_SETTLE_MS (1500)
+  CUTOVER_EDGE_URLS       every edge (comma list): checked before a change, waited for after it;
+                          unset: changes are refused unless --force (then CUTOVER_EDGE_SETTLE_MS, 1500)
   LEGACY_COUNT_URL        legacy's count endpoint for parity (see runbooks/cutover.md)
   CLICKHOUSE_URL | SINK_URL  where v2 counts are read (as \`ingestctl query\`)
 
 Exit codes: status 0 parity OK / in sync, 1 MISMATCH, not in sync or not checked; add, mirror,
-remove 0 done, 1 refused (unknown tenant); any command 2 usage, 3 a service did not answer,
-4 the change was written but did not take effect everywhere. The full table: ingestctl --help.`;
+remove 0 done (or, with --dry-run, a plan that would be applied), 1 refused (unknown tenant, an
+edge would refuse tenants, edges not checked); any command 2 usage, 3 a service (an edge) did not
+answer, 4 the change was written but did not take effect everywhere. The full table: ingestctl --help.`;
 
 const WAIT_MS = 15_000;
 
@@ -372,12 +383,117 @@ async function overallStatus(io: Io, ce: CutoverEnv, json: boolean): Promise<Exi
   return inSync ? EXIT.OK : EXIT.CHECK_FAILED;
 }
 
+/** One edge's GET /status, reduced to what the plan and the status need; never throws. */
+export async function edgeView(url: string): Promise<EdgeView> {
+  try {
+    const r = await getFresh(new URL('/status', url), 5000);
+    if (r.status !== 200) return { url, error: `GET /status answered HTTP ${r.status}` };
+    const c = (JSON.parse(r.body) as { cutover?: { generation?: number; enforcing?: boolean; legacy?: EdgeView['legacy'] } }).cutover;
+    return {
+      url,
+      ...(c?.generation !== undefined ? { generation: c.generation } : {}),
+      ...(c?.enforcing !== undefined ? { enforcing: c.enforcing } : {}),
+      ...(c?.legacy ? { legacy: c.legacy } : {}),
+    };
+  } catch (e) {
+    return { url, error: `did not answer GET /status (${(e as Error).message})` };
+  }
+}
+
+interface ChangeOptions {
+  dryRun: boolean;
+  force: boolean;
+  json: boolean;
+}
+
+/**
+ * add / mirror / remove: plan, check every edge's view, then (unless a dry run, or the check
+ * failed without --force) write, render, wait for the edges and reload the LB.
+ */
+async function change(io: Io, ce: CutoverEnv, tenant: string, route: TenantRoute, o: ChangeOptions): Promise<ExitCode> {
+  const [doc, tenants] = await Promise.all([readCutover(ce.files.cutoverFile), readTenants(ce.files.tenantsFile)]);
+  if (route !== 'legacy' && !tenants.tenants[tenant]) {
+    // A typo must not route nothing and look done.
+    io.err(`refused: no tenant "${tenant}" in ${ce.files.tenantsFile}`);
+    return EXIT.CHECK_FAILED;
+  }
+  const previous = routeOf(doc, tenant);
+  const after = withRoute(doc, tenant, route);
+  const views = await Promise.all(ce.edgeUrls.map(edgeView));
+  const check = checkEdges(doc, after, Object.keys(tenants.tenants), views);
+  const keys = (tenants.tenants[tenant]?.keys ?? []).filter((k) => k.revokedAt === null).map((k) => k.prefix);
+  const plan = {
+    tenant,
+    from: previous,
+    to: route,
+    keyPrefixes: keys,
+    writes: previous === route ? [] : [ce.files.cutoverFile],
+    renders: [path.join(ce.nginxDir, 'cutover-map.conf'), ...(ce.envoyRds ? [ce.envoyRds] : [])],
+    reloads: ce.nginx ? `${ce.nginx.bin} -p ${ce.nginx.prefix} -c ${ce.nginx.conf} -s reload` : null,
+    check,
+  };
+  // An edge that did not answer is "unreachable"; anything else the check found is a refusal.
+  const refusal = check.ok ? undefined : views.some((v) => v.error !== undefined) ? EXIT.UNREACHABLE : EXIT.CHECK_FAILED;
+  const planText = () =>
+    [
+      `  tenant ${tenant}: ${previous} → ${route}`,
+      `  key prefixes routed: ${keys.join(', ') || 'none'}`,
+      `  writes ${plan.writes.join(', ') || 'nothing (already so)'}`,
+      `  renders ${plan.renders.join(', ')}`,
+      `  reloads ${plan.reloads ?? 'nothing (NGINX_CONF unset)'}`,
+      ...formatEdgeCheck(check).map((l) => `  ${l}`),
+    ].join('\n');
+  if (o.dryRun) {
+    if (o.json) io.out(JSON.stringify({ plan, dryRun: true, wouldApply: refusal === undefined || o.force }));
+    else io.out(`plan (dry run, nothing written):\n${planText()}${refusal !== undefined ? `\n${o.force ? 'with --force this change would be applied anyway' : 'the change would be REFUSED (--force to apply it anyway)'}` : ''}`);
+    return refusal !== undefined && !o.force ? refusal : EXIT.OK;
+  }
+  if (refusal !== undefined && !o.force) {
+    if (o.json) io.out(JSON.stringify({ tenant, refused: true, plan }));
+    else io.out(`REFUSED, nothing written:\n${planText()}`);
+    io.err(`cutover ${STATE_FOR_NAME[route]} ${tenant} refused: ${check.reason ?? 'check failed'}. Fix the edges (LEGACY_URL, reachability, CUTOVER_EDGE_URLS), or pass --force if you accept it.`);
+    return refusal;
+  }
+  let rendered = { entries: 0, caseCollisions: [] as string[] };
+  let applied: CutoverChange;
+  try {
+    applied = await setTenantRoute(
+      ce.files,
+      tenant,
+      route,
+      async (d, t) => {
+        rendered = await renderRouting(ce, d, t);
+      },
+      { expectGeneration: doc.generation },
+    );
+  } catch (e) {
+    if (!(e instanceof CutoverConflictError)) throw e;
+    io.err(e.message);
+    return EXIT.CHECK_FAILED;
+  }
+  const gen = applied.doc.generation;
+  const edgeNote = applied.changed ? await waitEdges(ce, gen) : 'edges unchanged';
+  const nginxNote = await reloadNginx(ce, gen);
+  if (o.json) {
+    io.out(JSON.stringify({ tenant, previous: applied.previous, current: applied.current, changed: applied.changed, generation: gen, routes: rendered.entries, caseCollisions: rendered.caseCollisions, edges: edgeNote, nginx: nginxNote, check, forced: refusal !== undefined }));
+  } else {
+    io.out(applied.changed ? `tenant ${tenant}: ${applied.previous} → ${applied.current} (generation ${gen})` : `tenant ${tenant} already ${applied.current} (generation ${gen}); routing re-rendered`);
+    if (refusal !== undefined) io.out(`  FORCED past a failed check:\n${formatEdgeCheck(check).map((l) => `    ${l}`).join('\n')}`);
+    io.out(`  ${edgeNote}\n  ${nginxNote}`);
+    if (rendered.caseCollisions.length) io.out(`  note: ${rendered.caseCollisions.join(', ')} differ from another key only by case; rendered as case-sensitive regexes`);
+    if (applied.current !== 'legacy') io.out(`  next: ingestctl cutover status ${tenant}`);
+  }
+  return EXIT.OK;
+}
+
+const STATE_FOR_NAME: Record<TenantRoute, string> = { v2: 'add', mirror: 'mirror', legacy: 'remove' };
+
 export const cutover: Command = {
   name: 'cutover',
   summary: 'move tenants from legacy to v2 one at a time; mirror, parity, rollback',
   help: HELP,
   async run(argv, io) {
-    const { values, positionals } = parse(argv, { 'dry-run': { type: 'boolean' }, hours: { type: 'string' }, table: { type: 'string' } });
+    const { values, positionals } = parse(argv, { 'dry-run': { type: 'boolean' }, force: { type: 'boolean' }, hours: { type: 'string' }, table: { type: 'string' } });
     if (values.help) {
       io.out(HELP);
       return EXIT.OK;
@@ -402,45 +518,7 @@ export const cutover: Command = {
       case 'mirror':
       case 'remove': {
         if (!tenant) throw new UsageError(`cutover ${sub} needs a tenant id`);
-        const route = STATE_FOR[sub] as TenantRoute;
-        if (route !== 'legacy' && !(await readTenants(ce.files.tenantsFile)).tenants[tenant]) {
-          // A typo must not route nothing and look done.
-          io.err(`refused: no tenant "${tenant}" in ${ce.files.tenantsFile}`);
-          return EXIT.CHECK_FAILED;
-        }
-        if (values['dry-run']) {
-          const [doc, tenants] = await Promise.all([readCutover(ce.files.cutoverFile), readTenants(ce.files.tenantsFile)]);
-          const previous = routeOf(doc, tenant);
-          const keys = (tenants.tenants[tenant]?.keys ?? []).filter((k) => k.revokedAt === null).map((k) => k.prefix);
-          const plan = {
-            tenant,
-            from: previous,
-            to: route,
-            keyPrefixes: keys,
-            writes: previous === route ? [] : [ce.files.cutoverFile],
-            renders: [path.join(ce.nginxDir, 'cutover-map.conf'), ...(ce.envoyRds ? [ce.envoyRds] : [])],
-            reloads: ce.nginx ? `${ce.nginx.bin} -p ${ce.nginx.prefix} -c ${ce.nginx.conf} -s reload` : null,
-          };
-          if (json) io.out(JSON.stringify({ plan, dryRun: true }));
-          else io.out(`plan (dry run, nothing written):\n  tenant ${tenant}: ${previous} → ${route}\n  key prefixes routed: ${keys.join(', ') || 'none'}\n  writes ${plan.writes.join(', ') || 'nothing (already so)'}\n  renders ${plan.renders.join(', ')}\n  reloads ${plan.reloads ?? 'nothing (NGINX_CONF unset)'}`);
-          return EXIT.OK;
-        }
-        let rendered = { entries: 0, caseCollisions: [] as string[] };
-        const change = await setTenantRoute(ce.files, tenant, route, async (doc, tenants) => {
-          rendered = await renderRouting(ce, doc, tenants);
-        });
-        const gen = change.doc.generation;
-        const edgeNote = change.changed ? await waitEdges(ce, gen) : 'edges unchanged';
-        const nginxNote = await reloadNginx(ce, gen);
-        if (json) {
-          io.out(JSON.stringify({ tenant, previous: change.previous, current: change.current, changed: change.changed, generation: gen, routes: rendered.entries, caseCollisions: rendered.caseCollisions, edges: edgeNote, nginx: nginxNote }));
-        } else {
-          io.out(change.changed ? `tenant ${tenant}: ${change.previous} → ${change.current} (generation ${gen})` : `tenant ${tenant} already ${change.current} (generation ${gen}); routing re-rendered`);
-          io.out(`  ${edgeNote}\n  ${nginxNote}`);
-          if (rendered.caseCollisions.length) io.out(`  note: ${rendered.caseCollisions.join(', ')} differ from another key only by case; rendered as case-sensitive regexes`);
-          if (change.current !== 'legacy') io.out(`  next: ingestctl cutover status ${tenant}`);
-        }
-        return EXIT.OK;
+        return change(io, ce, tenant, STATE_FOR[sub] as TenantRoute, { dryRun: values['dry-run'] === true, force: values.force === true, json });
       }
       case 'status': {
         const hours = values.hours === undefined ? 24 : Number(values.hours);

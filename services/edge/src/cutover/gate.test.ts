@@ -137,6 +137,44 @@ describe('the edge enforces the cut-over set', () => {
     expect((await s.post(s.v2Key)).statusCode).toBe(200);
   });
 
+  it('no legacy pipeline: removing the last cut-over tenant returns the edge to taking everything (an empty set is no migration)', async () => {
+    const s = await setup({ legacy: false });
+    expect((await s.post(s.oldKey)).statusCode).toBe(503);
+    await setTenantRoute(s.files, 'cut', 'legacy');
+    const deadline = Date.now() + 2000;
+    let codes: number[] = [];
+    while (Date.now() < deadline) {
+      codes = [(await s.post(s.v2Key)).statusCode, (await s.post(s.oldKey)).statusCode];
+      if (codes.every((c) => c === 200)) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(codes).toEqual([200, 200]);
+    const snap = (await s.edge.inject({ method: 'GET', url: '/status' })).json<{ cutover: { generation: number; enforcing: boolean } }>().cutover;
+    expect(snap).toMatchObject({ generation: 2, enforcing: false });
+    expect(s.legacy.seen).toEqual([]);
+  });
+
+  it('/status says whether LEGACY_URL is configured and reachable from this edge', async () => {
+    const s = await setup();
+    type Snap = { cutover: { legacy: { configured: boolean; reachable: boolean | null; error?: string } } };
+    const status = async () => (await s.edge.inject({ method: 'GET', url: '/status' })).json<Snap>().cutover.legacy;
+    expect(await status()).toMatchObject({ configured: true, reachable: true });
+    await s.legacy.app.close();
+    // Probes are cached for a second: wait for one that sees legacy gone, with a bound.
+    const deadline = Date.now() + 5000;
+    let got = await status();
+    while (got.reachable !== false && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      got = await status();
+    }
+    expect(got).toMatchObject({ configured: true, reachable: false });
+    expect(got.error).toBeDefined();
+
+    const none = await setup({ legacy: false });
+    const snap = (await none.edge.inject({ method: 'GET', url: '/status' })).json<Snap>().cutover.legacy;
+    expect(snap).toMatchObject({ configured: false, reachable: null, error: 'LEGACY_URL is not set' });
+  });
+
   it('no set and no legacy pipeline: the edge behaves as before cutover (everything v2)', async () => {
     const s = await setup({ legacy: false, file: false });
     expect((await s.post(s.oldKey)).statusCode).toBe(200);

@@ -1,8 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HEADERS, INGEST_VERSIONS, ingestError } from '@ingest/contracts';
 import type { ServiceMetrics } from '@ingest/observability';
-import { PolledFile, readCutoverFile, routeOf, type CutoverDoc, type TenantRoute } from '@ingest/tenants';
-import { LegacyProxy } from './legacy-proxy.ts';
+import { cutoverActive, PolledFile, readCutoverFile, routeOf, type CutoverDoc, type TenantRoute } from '@ingest/tenants';
+import { LegacyProxy, type LegacyHealth } from './legacy-proxy.ts';
 
 /** Header the load balancer puts on its mirror copy of a request still served by legacy. */
 export const MIRROR_HEADER = 'x-ingest-mirror';
@@ -27,7 +27,8 @@ type DecisionCounterClass = new (c: { name: string; help: string; labelNames: st
 
 /**
  * What the edge does with one authenticated request. `route` is undefined when no migration is
- * configured (no cut-over file and no legacy pipeline): then everything is v2, as before cutover.
+ * configured (no tenant in the set — no file, or an empty one — and no legacy pipeline): then
+ * everything is v2, as before cutover.
  * A mirror copy only ever reaches the mirror table — its original already went to legacy — so it
  * can neither be lost from nor doubled into an authoritative place, whatever the LB's config age.
  */
@@ -61,9 +62,12 @@ export class CutoverWatcher {
     return this.file.current;
   }
 
-  /** True when a cut-over file exists — or could not be read, which must not mean "all v2". */
-  present(): boolean {
-    return this.doc !== undefined || !this.file.loadedOnce;
+  /**
+   * True when a tenant is mirrored or on v2 — or the file could not be read, which must not mean
+   * "all v2". An empty set is no migration (see cutoverActive).
+   */
+  active(): boolean {
+    return cutoverActive(this.doc) || !this.file.loadedOnce;
   }
 
   route(tenant: string): TenantRoute {
@@ -90,6 +94,7 @@ export class CutoverGate {
   private readonly legacy: LegacyProxy | undefined;
   private readonly decisions: DecisionCounter;
   private closed = false;
+  private probe: { at: number; result: Promise<LegacyHealth> } | undefined;
 
   constructor(private readonly o: CutoverOptions, limits: { timeoutMs: number; maxBodyBytes: number }, metrics: ServiceMetrics) {
     this.watcher = new CutoverWatcher(o.file, o.reloadMs ?? 1000);
@@ -113,7 +118,7 @@ export class CutoverGate {
 
   /** Undefined while no migration is configured: the edge then behaves exactly as before cutover. */
   private routeOf(tenant: string): TenantRoute | undefined {
-    if (!this.watcher.present() && !this.legacy) return undefined;
+    if (!this.watcher.active() && !this.legacy) return undefined;
     return this.watcher.route(tenant);
   }
 
@@ -139,12 +144,26 @@ export class CutoverGate {
     return true;
   }
 
-  snapshot(): Record<string, unknown> {
+  /**
+   * This edge's view of legacy, for `ingestctl cutover`'s plan: a change that would make the edge
+   * forward tenants to a legacy it cannot reach is refused there. Probed at most once a second,
+   * however often /status is polled; concurrent callers share one probe.
+   */
+  private legacyHealth(): Promise<LegacyHealth> | undefined {
+    if (!this.legacy) return undefined;
+    const now = Date.now();
+    if (!this.probe || now - this.probe.at > 1000) this.probe = { at: now, result: this.legacy.probe(2000) };
+    return this.probe.result;
+  }
+
+  async snapshot(): Promise<Record<string, unknown>> {
+    const health = await this.legacyHealth();
     return {
       enforcing: this.routeOf('-') !== undefined,
       file: this.o.file,
       generation: this.watcher.generation(),
       legacyUrl: this.legacy?.url ?? null,
+      legacy: health ? { configured: true, url: this.legacy?.url ?? null, ...health } : { configured: false, url: null, reachable: null, error: 'LEGACY_URL is not set' },
       legacyInflight: this.legacy?.inFlight() ?? 0,
       ...(this.watcher.lastError ? { error: this.watcher.lastError } : {}),
     };

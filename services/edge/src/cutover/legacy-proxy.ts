@@ -20,6 +20,13 @@ export interface LegacyAnswer {
   body: Buffer;
 }
 
+export interface LegacyHealth {
+  reachable: boolean;
+  status?: number;
+  error?: string;
+  checkedAt: string;
+}
+
 /** Connection-scoped headers, and the routing headers the legacy pipeline must never be told about. */
 const DROP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'x-ingest-version', 'x-ingest-mirror']);
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'trailer', 'upgrade']);
@@ -51,6 +58,26 @@ export class LegacyProxy {
 
   inFlight(): number {
     return this.inflight;
+  }
+
+  /**
+   * Can this edge reach legacy right now? Any HTTP answer below 500 counts: legacy's routes are
+   * not ours to know, and a 404 still proves something is listening. 5xx is what a gateway in
+   * front of a dead legacy answers. A fresh connection, so a stale keep-alive socket can't vouch.
+   */
+  probe(timeoutMs: number): Promise<LegacyHealth> {
+    const mod = this.target.protocol === 'https:' ? https : http;
+    const path = this.target.pathname.replace(/\/+$/, '') || '/';
+    const checkedAt = new Date().toISOString();
+    return new Promise((resolve) => {
+      const req = mod.get({ protocol: this.target.protocol, hostname: this.target.hostname, port: this.target.port, path, agent: false, timeout: timeoutMs }, (res) => {
+        res.resume();
+        const status = res.statusCode ?? 0;
+        resolve(status > 0 && status < 500 ? { reachable: true, status, checkedAt } : { reachable: false, status, error: `answered HTTP ${status}`, checkedAt });
+      });
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on('error', (e) => resolve({ reachable: false, error: e.message, checkedAt }));
+    });
   }
 
   async forward(req: FastifyRequest): Promise<LegacyAnswer> {
