@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addTenantKey, readCutover } from '@ingest/tenants';
 import { EXIT } from '../exit-codes.ts';
-import { ctl, DEAD_URL, fakeEdge, type FakeLegacy, type FakeServer } from '../testing.ts';
+import { ctl, DEAD_URL, fakeEdge, fakeServer, type FakeLegacy, type FakeServer } from '../testing.ts';
 import { parityRows, v2Buckets } from './cutover.ts';
 
 const servers: FakeServer[] = [];
@@ -77,7 +77,8 @@ describe('ingestctl cutover', () => {
     expect(list.generation).toBe(2);
     expect(list.tenants.map((t) => [t.tenant, t.state]).sort()).toEqual([['acme', 'v2'], ['beta', 'mirror']]);
     const st = await ctl(e, 'cutover', 'status', '--json');
-    expect(JSON.parse(st.out)).toMatchObject({ generation: 2, tenants: { v2: 1, mirror: 1 }, inSync: true });
+    expect(st.code).toBe(EXIT.OK);
+    expect(JSON.parse(st.out)).toMatchObject({ generation: 2, tenants: { v2: 1, mirror: 1 }, inSync: true, sync: { checked: true, ok: true }, nginx: { checked: false } });
 
     const unknown = await ctl(e, 'cutover', 'add', 'nobody');
     expect(unknown.code).toBe(EXIT.CHECK_FAILED);
@@ -86,6 +87,48 @@ describe('ingestctl cutover', () => {
     expect((await ctl(e, 'cutover', 'add')).code).toBe(2);
     expect((await ctl(e, 'cutover', 'status', 'acme', '--hours', '999')).code).toBe(2);
     expect((await ctl(e, 'cutover', '--help')).out).toContain('ingestctl cutover add <tenant>');
+  });
+});
+
+describe('cutover status says what it compared, and "not checked" where it compared nothing', () => {
+  it('no edge and no LB configured: NOT CHECKED (exit 1), never "in sync"; --json says { checked: false, reason }', async () => {
+    const e = { ...(await env()), CUTOVER_EDGE_URLS: '' };
+    const human = await ctl(e, 'cutover', 'status');
+    expect(human.code).toBe(EXIT.CHECK_FAILED);
+    expect(human.out).not.toMatch(/in sync/);
+    expect(human.out).toContain('empty: no migration');
+    expect(human.out).toContain('nginx: not checked — no nginx configured (NGINX_CONF, NGINX_URL unset)');
+    expect(human.out).toContain('edges: not checked — CUTOVER_EDGE_URLS is not set');
+    expect(human.out).toContain('NOT CHECKED');
+    const j = JSON.parse((await ctl(e, 'cutover', 'status', '--json')).out) as Record<string, unknown>;
+    expect(j).toMatchObject({ inSync: null, sync: { checked: false, reason: expect.stringContaining('CUTOVER_EDGE_URLS') as unknown }, edges: { checked: false }, nginx: { checked: false }, migration: false });
+  });
+
+  it('an edge that enforces with no legacy to forward to is a problem, not "in sync"; an unreachable edge is 3', async () => {
+    const e = await env({ configured: false });
+    const tf = path.join(e.INGEST_DATA_DIR, 'tenants.json');
+    await addTenantKey(tf, 'acme');
+    await addTenantKey(tf, 'beta');
+    expect((await ctl(e, 'cutover', 'add', 'acme', '--force')).code).toBe(EXIT.OK);
+    const st = await ctl(e, 'cutover', 'status');
+    expect(st.code).toBe(EXIT.CHECK_FAILED);
+    expect(st.out).toContain('enforcing the set; no LEGACY_URL');
+    expect(st.out).toMatch(/NOT in sync:\n.*has no LEGACY_URL: tenants not cut over get 503 there/);
+    const down = await ctl({ ...e, CUTOVER_EDGE_URLS: DEAD_URL }, 'cutover', 'status', '--json');
+    expect(down.code).toBe(EXIT.UNREACHABLE);
+    expect(JSON.parse(down.out)).toMatchObject({ inSync: false, edges: { checked: true, list: [{ url: DEAD_URL, reachable: false }] } });
+  });
+
+  it('status <tenant> without legacy counts says parity was not checked', async () => {
+    const e = await env();
+    await addTenantKey(path.join(e.INGEST_DATA_DIR, 'tenants.json'), 'acme');
+    const sink = await fakeServer((route) => (route === 'GET /admin/v1/count' ? { status: 200, body: { count: 0 } } : undefined));
+    servers.push(sink);
+    const r = await ctl({ ...e, SINK_URL: sink.url }, 'cutover', 'status', 'acme', '--hours', '1');
+    expect(r.code).toBe(EXIT.CHECK_FAILED);
+    expect(r.out).toContain('parity: not checked — LEGACY_COUNT_URL is not set');
+    const j = JSON.parse((await ctl({ ...e, SINK_URL: sink.url }, 'cutover', 'status', 'acme', '--hours', '1', '--json')).out) as { parity: unknown };
+    expect(j.parity).toMatchObject({ checked: false, reason: 'LEGACY_COUNT_URL is not set', match: null });
   });
 });
 

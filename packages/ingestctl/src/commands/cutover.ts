@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ENTRY_TYPES } from '@ingest/contracts';
 import { TABLES, TelemetryStore, type TableName } from '@ingest/storage';
 import {
+  cutoverActive,
   CutoverConflictError,
   readCutover,
   readTenants,
@@ -31,8 +32,10 @@ const HELP = `ingestctl cutover — move tenants from the legacy pipeline to v2,
   ingestctl cutover add <tenant> [--dry-run] [--force] [--json]     route the tenant to v2 (v2 authoritative)
   ingestctl cutover mirror <tenant> [--dry-run] [--force] [--json]  legacy authoritative, a copy into v2's mirror table
   ingestctl cutover remove <tenant> [--dry-run] [--force] [--json]  back to legacy only (rollback)
-  ingestctl cutover status [<tenant>] [--hours N] [--json] set, LB and edge generations; with a tenant,
-                                                           parity: entries per type and hour, legacy vs v2
+  ingestctl cutover status [<tenant>] [--hours N] [--json] set, LB and edge generations (and each edge's
+                                                           legacy); with a tenant, parity: entries per type
+                                                           and hour, legacy vs v2. What could not be compared
+                                                           is printed as "not checked" and exits 1
   ingestctl cutover sync [--json]                          re-render the LB map and reload (after
                                                            \`tenants add\` or \`revoke-key\` on a cut-over tenant)
 
@@ -350,7 +353,7 @@ async function tenantStatus(io: Io, ce: CutoverEnv, tenant: string, hours: numbe
   const mismatched = rows.filter((r) => r.legacy !== null && r.legacy !== r.v2);
   const totals = { legacy: legacy ? rows.reduce((a, r) => a + (r.legacy ?? 0), 0) : null, v2: rows.reduce((a, r) => a + r.v2, 0) };
   const prefixes = (tenants.tenants[tenant]?.keys ?? []).filter((k) => k.revokedAt === null).map((k) => k.prefix);
-  const parity = { match: legacy ? mismatched.length === 0 : null, mismatchedBuckets: mismatched.length, totals };
+  const parity = { checked: legacy !== undefined, ...(legacy ? {} : { reason: 'LEGACY_COUNT_URL is not set' }), match: legacy ? mismatched.length === 0 : null, mismatchedBuckets: mismatched.length, totals };
   // Only a parity that was compared and matched is a green light for `cutover add`.
   const code = parity.match === true ? EXIT.OK : EXIT.CHECK_FAILED;
   if (json) {
@@ -360,27 +363,109 @@ async function tenantStatus(io: Io, ce: CutoverEnv, tenant: string, hours: numbe
   io.out(`tenant ${tenant}: ${route}${doc.tenants[tenant] ? ` since ${doc.tenants[tenant]?.since}` : ''} (set generation ${doc.generation}; keys ${prefixes.join(', ') || 'none'})`);
   io.out(`parity over the last ${hours} h by entry time, legacy vs v2 ${tableName}:`);
   io.out(table(rows.map((r) => ({ hour: r.hour.slice(0, 13) + 'h', type: r.type, legacy: r.legacy ?? '-', v2: r.v2, diff: r.legacy === null ? '-' : r.v2 - r.legacy }))));
-  if (!legacy) io.out('legacy counts: LEGACY_COUNT_URL is not set, so only v2 is shown');
+  if (!legacy) io.out('parity: not checked — LEGACY_COUNT_URL is not set, so only v2 is shown');
   else io.out(parity.match ? `parity: OK — ${totals.legacy} legacy, ${totals.v2} v2` : `parity: MISMATCH in ${mismatched.length} bucket(s) — ${totals.legacy} legacy, ${totals.v2} v2`);
   return code;
 }
 
+type Checked<T> = ({ checked: true } & T) | { checked: false; reason: string };
+
+interface EdgeStatus {
+  url: string;
+  reachable: boolean;
+  generation: number | null;
+  enforcing: boolean | null;
+  legacy: EdgeView['legacy'] | null;
+  problems: string[];
+}
+
+/** What `cutover status` compared, what it could not, and the verdict; pure, for the unit tests. */
+export function compareSet(
+  doc: CutoverDoc,
+  nginx: Checked<{ url: string; generation: number | null }>,
+  edgeViews: EdgeView[] | undefined,
+): {
+  nginx: Checked<{ url: string; generation: number | null; problems: string[] }>;
+  edges: Checked<{ list: EdgeStatus[] }>;
+  sync: Checked<{ ok: boolean; problems: string[] }>;
+  unreachable: boolean;
+} {
+  const gen = doc.generation;
+  const problems: string[] = [];
+  let unreachable = false;
+  const ng = nginx.checked ? { ...nginx, problems: [] as string[] } : nginx;
+  if (ng.checked) {
+    if (ng.generation === null) {
+      unreachable = true;
+      ng.problems.push(`nginx ${ng.url} did not answer /_cutover/generation`);
+    } else if (ng.generation !== gen) ng.problems.push(`nginx ${ng.url} runs generation ${ng.generation}, the set is at ${gen}`);
+    problems.push(...ng.problems);
+  }
+  let edges: Checked<{ list: EdgeStatus[] }>;
+  if (edgeViews === undefined || edgeViews.length === 0) {
+    edges = { checked: false, reason: 'CUTOVER_EDGE_URLS is not set: no edge was asked which set it runs' };
+  } else {
+    const list = edgeViews.map((v): EdgeStatus => {
+      const p: string[] = [];
+      if (v.error !== undefined) {
+        unreachable = true;
+        p.push(`edge ${v.url} ${v.error}`);
+      } else {
+        if (v.generation !== gen) p.push(`edge ${v.url} runs generation ${v.generation ?? 'unknown'}, the set is at ${gen}`);
+        const l = v.legacy;
+        // Enforcing without a usable legacy: every tenant not cut over that reaches this edge gets 503.
+        if (v.enforcing === true && l && !(l.configured && l.reachable === true)) {
+          p.push(`edge ${v.url} enforces the set but ${l.configured ? `cannot reach legacy (${l.error ?? 'no answer'})` : 'has no LEGACY_URL'}: tenants not cut over get 503 there`);
+        }
+      }
+      return { url: v.url, reachable: v.error === undefined, generation: v.generation ?? null, enforcing: v.enforcing ?? null, legacy: v.legacy ?? null, problems: p };
+    });
+    for (const e of list) problems.push(...e.problems);
+    edges = { checked: true, list };
+  }
+  // The edges are what enforces the set: without them nothing about "in sync" is known.
+  const sync: Checked<{ ok: boolean; problems: string[] }> = edges.checked ? { checked: true, ok: problems.length === 0, problems } : { checked: false, reason: edges.reason };
+  return { nginx: ng, edges, sync, unreachable };
+}
+
 async function overallStatus(io: Io, ce: CutoverEnv, json: boolean): Promise<ExitCode> {
   const doc = await readCutover(ce.files.cutoverFile);
-  const nginxGen = ce.nginx?.url ? await nginxGeneration(ce.nginx.url).catch(() => undefined) : undefined;
-  const edges = await Promise.all(ce.edgeUrls.map(async (url) => ({ url, generation: await edgeGeneration(url).catch(() => undefined) })));
+  const nginxUrl = ce.nginx?.url;
+  const nginxIn: Checked<{ url: string; generation: number | null }> = nginxUrl
+    ? { checked: true, url: nginxUrl, generation: (await nginxGeneration(nginxUrl).catch(() => undefined)) ?? null }
+    : { checked: false, reason: ce.nginx ? 'NGINX_URL is not set' : 'no nginx configured (NGINX_CONF, NGINX_URL unset)' };
+  const views = ce.edgeUrls.length > 0 ? await Promise.all(ce.edgeUrls.map(edgeView)) : undefined;
+  const r = compareSet(doc, nginxIn, views);
   const counts = { v2: 0, mirror: 0 };
   for (const e of Object.values(doc.tenants)) counts[e.state]++;
-  const inSync = (nginxGen === undefined || nginxGen === doc.generation) && edges.every((e) => e.generation === doc.generation);
+  const migration = cutoverActive(doc);
+  const code = r.unreachable ? EXIT.UNREACHABLE : r.sync.checked && r.sync.ok ? EXIT.OK : EXIT.CHECK_FAILED;
   if (json) {
-    io.out(JSON.stringify({ file: ce.files.cutoverFile, generation: doc.generation, tenants: counts, nginx: ce.nginx?.url ? { url: ce.nginx.url, generation: nginxGen ?? null } : null, edges, inSync }));
-    return inSync ? EXIT.OK : EXIT.CHECK_FAILED;
+    io.out(JSON.stringify({ file: ce.files.cutoverFile, generation: doc.generation, tenants: counts, migration, nginx: r.nginx, edges: r.edges, sync: r.sync, inSync: r.sync.checked ? r.sync.ok : null }));
+    return code;
   }
-  io.out(`cut-over set ${ce.files.cutoverFile}: generation ${doc.generation}; ${counts.v2} tenant(s) on v2, ${counts.mirror} mirrored, everyone else on legacy`);
-  if (ce.nginx?.url) io.out(`nginx ${ce.nginx.url}: generation ${nginxGen ?? 'unreachable'}`);
-  for (const e of edges) io.out(`edge ${e.url}: generation ${e.generation ?? 'unreachable'}`);
-  io.out(inSync ? 'in sync' : 'NOT in sync: run `ingestctl cutover sync`, then check again');
-  return inSync ? EXIT.OK : EXIT.CHECK_FAILED;
+  io.out(
+    `cut-over set ${ce.files.cutoverFile}: generation ${doc.generation}; ` +
+      (migration ? `${counts.v2} tenant(s) on v2, ${counts.mirror} mirrored, everyone else on legacy` : 'empty: no migration (an edge without LEGACY_URL takes every tenant; with it, every tenant goes to legacy)'),
+  );
+  io.out('compared with:');
+  if (r.nginx.checked) io.out(`  nginx ${r.nginx.url}: ${r.nginx.generation === null ? 'unreachable' : `generation ${r.nginx.generation}${r.nginx.generation === doc.generation ? '' : ' (DIFFERS)'}`}`);
+  else io.out(`  nginx: not checked — ${r.nginx.reason}`);
+  if (r.edges.checked) {
+    for (const e of r.edges.list) {
+      if (!e.reachable) {
+        io.out(`  edge ${e.url}: unreachable`);
+        continue;
+      }
+      const l = e.legacy;
+      const legacy = !l ? 'legacy: not reported' : !l.configured ? 'no LEGACY_URL' : l.reachable ? 'legacy reachable' : `legacy NOT reachable (${l.error ?? 'no answer'})`;
+      io.out(`  edge ${e.url}: generation ${e.generation ?? 'unknown'}${e.generation === doc.generation ? '' : ' (DIFFERS)'}; ${e.enforcing === null ? 'enforcing: not reported' : e.enforcing ? 'enforcing the set' : 'not enforcing (takes every tenant)'}; ${legacy}`);
+    }
+  } else io.out(`  edges: not checked — ${r.edges.reason}`);
+  if (!r.sync.checked) io.out(`NOT CHECKED: ${r.sync.reason}. Set CUTOVER_EDGE_URLS (and NGINX_URL) to compare.`);
+  else if (r.sync.ok) io.out(`in sync: ${r.edges.checked ? r.edges.list.length : 0} edge(s)${r.nginx.checked ? ' and nginx' : ''} run generation ${doc.generation}${r.nginx.checked ? '' : ' (nginx not checked)'}`);
+  else io.out(`NOT in sync:\n${r.sync.problems.map((p) => `  ${p}`).join('\n')}\nrun \`ingestctl cutover sync\`, then check again`);
+  return code;
 }
 
 /** One edge's GET /status, reduced to what the plan and the status need; never throws. */
