@@ -8,7 +8,8 @@
 #   deploy/local/nginx.sh reload   re-read the config and the cut-over map (what ingestctl does)
 #   deploy/local/nginx.sh stop     stop it and wait until it is gone
 #   deploy/local/nginx.sh status   exit 0 and say so if it is up, exit 3 if not
-#   deploy/local/nginx.sh env      print the variables `ingestctl cutover` needs for this nginx
+#   deploy/local/nginx.sh env      print `export` lines for what `ingestctl cutover` needs for this
+#                                  nginx: eval "$(deploy/local/nginx.sh env)"
 #
 # Environment: NGINX_PORT (18880), EDGE_UPSTREAM (127.0.0.1:8080), LEGACY_UPSTREAM (127.0.0.1:9090),
 # CUTOVER_NGINX_DIR (where ingestctl renders the map; default $RUN_DIR/cutover), NGINX_WORKERS (1),
@@ -133,16 +134,19 @@ cmd_status() {
   return 3
 }
 
+# `export` lines: `eval "$(nginx.sh env)"` must put them in the environment of the commands that
+# follow (pnpm ingestctl), not only in the shell; without NGINX_CONF there, ingestctl renders the
+# map and reloads nothing.
 cmd_env() {
-  cat <<ENV
-NGINX_BIN=$(nginx_bin || echo nginx)
-NGINX_PREFIX=$RUN_DIR
-NGINX_CONF=$CONF
-NGINX_ERROR_LOG=$ERROR_LOG
-NGINX_PID=$PID_FILE
-NGINX_URL=http://$HOST:$NGINX_PORT
-CUTOVER_NGINX_DIR=$CUTOVER_NGINX_DIR
-ENV
+  # printf repeats the format for each name/value pair; %q quotes a value for the shell.
+  printf 'export %s=%q\n' \
+    NGINX_BIN "$(nginx_bin || echo nginx)" \
+    NGINX_PREFIX "$RUN_DIR" \
+    NGINX_CONF "$CONF" \
+    NGINX_ERROR_LOG "$ERROR_LOG" \
+    NGINX_PID "$PID_FILE" \
+    NGINX_URL "http://$HOST:$NGINX_PORT" \
+    CUTOVER_NGINX_DIR "$CUTOVER_NGINX_DIR"
 }
 
 case "${1:-}" in

@@ -30,17 +30,23 @@ const STOP_TIMEOUT_MS = 30_000;
  * rendered from deploy/nginx/ingest.conf.template. If one is already up on the port it is
  * re-rendered for these upstreams and reloaded, and stop() still stops it: a test owns its port.
  */
+/** `export NAME=value` lines as `nginx.sh env` prints them (values quoted by bash's printf %q). */
+export function parseEnvLines(text: string): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(?:export\s+)?([A-Z_]+)=(.*)$/.exec(line.trim());
+    if (m?.[1] && m[2] !== undefined) vars[m[1]] = m[2].replace(/\\(.)/g, '$1');
+  }
+  return vars;
+}
+
 export async function startNginx(opts: StartNginxOptions): Promise<NginxHandle> {
   const port = opts.port ?? portFromEnv('NGINX_PORT', 18880);
   const env: Record<string, string> = { NGINX_PORT: String(port), EDGE_UPSTREAM: opts.edgeUpstream, LEGACY_UPSTREAM: opts.legacyUpstream };
   if (opts.cutoverDir) env['CUTOVER_NGINX_DIR'] = opts.cutoverDir;
   await runLocalScript('deploy/local/nginx.sh', ['start'], env, START_TIMEOUT_MS);
   const said = await runLocalScript('deploy/local/nginx.sh', ['env'], env, 10_000);
-  const vars: Record<string, string> = {};
-  for (const line of said.split('\n')) {
-    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-    if (m?.[1] && m[2] !== undefined) vars[m[1]] = m[2];
-  }
+  const vars = parseEnvLines(said);
   const cutoverDir = vars['CUTOVER_NGINX_DIR'] ?? `${REPO_ROOT}deploy/local/.run/nginx-${port}/cutover`;
   let stopping: Promise<void> | undefined;
   return {
