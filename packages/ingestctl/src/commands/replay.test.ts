@@ -112,8 +112,20 @@ describe('ingestctl replay output', () => {
     const s = formatDiff(d, false, false);
     expect(s.split('\n').filter((l) => l.startsWith('≠'))).toHaveLength(1);
     expect(s).toContain('DIFFERENT: 1 of 2 buckets differ');
-    expect(formatDiff(d, true, false).split('\n').filter((l) => l.includes('acme'))).toHaveLength(1);
+    // Hour rows only (the per-tenant totals below them name the tenant too).
+    expect(formatDiff(d, true, false).split('\n').filter((l) => l.includes('acme') && l.includes(':00'))).toHaveLength(1);
     expect(formatDiff({ ...d, equal: true, rows: [row], totals: { live: 5, shadow: 5, buckets: 1, differing: 0 } }, false, false)).toContain('IDENTICAL');
     expect(formatDiff(d, false, true)).toContain('\x1b[1;31m≠');
+  });
+
+  it('diff totals are per tenant: one tenant\'s loss is not netted against another\'s surplus', () => {
+    const row = { day: '2026-11-20', tenant: 'acme', type: 'log', hour: '2026-11-20T10:00:00.000Z', liveCount: 100, shadowCount: 6767, liveChecksum: '1', shadowChecksum: '2', equal: false };
+    const beta = { ...row, tenant: 'beta', liveCount: 50, shadowCount: 0, liveChecksum: '3', shadowChecksum: '0' };
+    const d = { live: 'telemetry', shadow: 'telemetry_shadow', tenant: null, days: ['2026-11-20'], equal: false, totals: { live: 150, shadow: 6767, buckets: 2, differing: 2 }, rows: [row, beta] };
+    const s = formatDiff(d, false, false);
+    const line = (t: string) => s.split('\n').find((l) => l.includes(` ${t} `) && !l.includes(':00'));
+    expect(line('acme')).toMatch(/acme\s+100\s+6767\s+\+6667\s+1/);
+    expect(line('beta')).toMatch(/beta\s+50\s+0\s+-50\s+1/);
+    expect(s).toContain('DIFFERENT: 2 of 2 buckets differ; all tenants together: live 150, shadow 6767 entries (shadow +6617; see per tenant above)');
   });
 });

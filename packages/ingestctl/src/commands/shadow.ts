@@ -7,8 +7,8 @@ const HELP = `ingestctl shadow — compare the shadow table with live, swap a ve
 
   ingestctl shadow diff [--day YYYY-MM-DD]... [--tenant T] [--only-diff] [--json]
       live vs shadow per day, tenant, type and hour: distinct-entry counts and a checksum of the
-      ids (sum of cityHash64(id)). Rows that differ are marked "≠". Without --day: every day the
-      shadow table holds.
+      ids (sum of cityHash64(id)). Rows that differ are marked "≠". Then totals per tenant (in
+      --json: tenantTotals), and the all-tenants line. Without --day: every day the shadow holds.
   ingestctl shadow promote --day YYYY-MM-DD [--yes] [--allow-loss] [--json]
       plan first (nothing changes without --yes), then
       ALTER TABLE telemetry REPLACE PARTITION <yyyymmdd> FROM telemetry_shadow:
@@ -103,13 +103,48 @@ export function formatDiff(d: DiffAnswer, onlyDiff: boolean, color: boolean): st
       .join('\n'),
   );
   lines.push('');
-  const delta = d.totals.shadow - d.totals.live;
+  const signed = (n: number) => `${n >= 0 ? '+' : ''}${n}`;
+  // Per tenant first: one tenant's loss and another's surplus must not net out into one number.
+  const per = tenantTotals(d.rows);
+  if (!d.equal && per.length > 0) {
+    lines.push('per tenant (every hour compared, not only the rows shown):');
+    lines.push(
+      table(per.map((t) => ({ '': t.differing > 0 ? '≠' : '', tenant: t.tenant, live: t.live, shadow: t.shadow, 'shadow-live': signed(t.shadow - t.live), 'buckets differing': t.differing })))
+        .split('\n')
+        .map((l) => `  ${l}`)
+        .join('\n'),
+    );
+    lines.push('');
+  }
+  const all = d.tenant ? `tenant ${d.tenant}` : 'all tenants together';
   lines.push(
     d.equal
-      ? `IDENTICAL: ${d.totals.buckets} buckets, live ${d.totals.live} = shadow ${d.totals.shadow} entries, checksums equal`
-      : red(`DIFFERENT: ${d.totals.differing} of ${d.totals.buckets} buckets differ; live ${d.totals.live}, shadow ${d.totals.shadow} entries (shadow ${delta >= 0 ? '+' : ''}${delta})`, color),
+      ? `IDENTICAL: ${d.totals.buckets} buckets, live ${d.totals.live} = shadow ${d.totals.shadow} entries, checksums equal (${all})`
+      : red(`DIFFERENT: ${d.totals.differing} of ${d.totals.buckets} buckets differ; ${all}: live ${d.totals.live}, shadow ${d.totals.shadow} entries (shadow ${signed(d.totals.shadow - d.totals.live)}; see per tenant above)`, color),
   );
   return lines.join('\n');
+}
+
+export interface TenantTotal {
+  tenant: string;
+  live: number;
+  shadow: number;
+  buckets: number;
+  differing: number;
+}
+
+/** Live and shadow entries per tenant over all compared buckets, sorted by tenant. */
+export function tenantTotals(rows: DiffRow[]): TenantTotal[] {
+  const by = new Map<string, TenantTotal>();
+  for (const r of rows) {
+    const t = by.get(r.tenant) ?? { tenant: r.tenant, live: 0, shadow: 0, buckets: 0, differing: 0 };
+    t.live += r.liveCount;
+    t.shadow += r.shadowCount;
+    t.buckets++;
+    if (!r.equal) t.differing++;
+    by.set(r.tenant, t);
+  }
+  return [...by.values()].sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0));
 }
 
 export function formatPromotePlan(p: PromotePlan): string {
@@ -144,7 +179,7 @@ async function diffCmd(io: Io, values: { day?: string[] | undefined; tenant?: st
   if (values.tenant) u.set('tenant', values.tenant);
   const a = await callSink<DiffAnswer>(io, 'GET', `/admin/v1/shadow/diff?${u.toString()}`);
   if (a.status !== 200) return failure(io, 'diff failed', a);
-  io.out(values.json ? JSON.stringify(a.body) : formatDiff(a.body, values['only-diff'] === true, process.stdout.isTTY === true));
+  io.out(values.json ? JSON.stringify({ ...a.body, tenantTotals: tenantTotals(a.body.rows) }) : formatDiff(a.body, values['only-diff'] === true, process.stdout.isTTY === true));
   // Like diff(1): a script can gate "promote, then expect IDENTICAL" on the exit code alone.
   return a.body.equal ? EXIT.OK : EXIT.CHECK_FAILED;
 }
