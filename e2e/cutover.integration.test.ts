@@ -74,7 +74,11 @@ async function newTenant(prefix: string): Promise<{ id: string; key: string }> {
 
 async function liveIds(tenant: string, table: 'telemetry' | 'telemetry_mirror' = 'telemetry'): Promise<Set<string>> {
   const rs = await store.client.query({ query: `SELECT id FROM ${table} FINAL WHERE tenant_id = {t:String}`, query_params: { t: tenant }, format: 'JSONEachRow' });
-  return new Set((await rs.json<{ id: string }>()).map((r) => r.id));
+  const ids = (await rs.json<{ id: string }>()).map((r) => r.id);
+  const set = new Set(ids);
+  // A Set alone would hide a duplicate at rest; exactly-once is a count.
+  expect(set.size, `duplicate ids at rest in ${table} for ${tenant}`).toBe(ids.length);
+  return set;
 }
 
 async function waitShadow(tenant: string, n: number, timeoutMs = 30_000): Promise<number> {

@@ -10,6 +10,7 @@ import { addTenantKey } from '@ingest/tenants';
 import { buildEdge } from '@ingest/edge';
 import { buildNormalizer } from '@ingest/normalizer';
 import { buildSinkWriter } from '@ingest/sink-writer';
+import { waitUntil } from './wait.ts';
 
 export interface InProcessStackOptions {
   /** Extra environment for loadConfig (KAFKA_BROKERS, budgets, limits...). */
@@ -63,14 +64,8 @@ export async function startInProcessStack(o: InProcessStackOptions = {}): Promis
     sinkUrl,
     async tenant(id, limits) {
       const { apiKey } = await addTenantKey(config.edge.tenantsFile, id, limits);
-      // The edge polls the file every 200 ms here; wait until this key works.
-      const deadline = Date.now() + 5000;
-      while (Date.now() < deadline) {
-        const r = await edge.inject({ method: 'POST', url: '/v2/ingest', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'text/plain' }, payload: 'x' });
-        if (r.statusCode !== 401) return apiKey;
-        await new Promise((res) => setTimeout(res, 50));
-      }
-      throw new Error(`key for ${id} not picked up by the edge`);
+      await waitForKey(edge, apiKey, id);
+      return apiKey;
     },
     async waitLoaded(timeoutMs = 60_000) {
       await waitLoaded(sinkUrl, timeoutMs, admin);
@@ -89,6 +84,17 @@ export async function startInProcessStack(o: InProcessStackOptions = {}): Promis
       if (ownDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Waits until an edge, which polls its tenants file, takes `apiKey`. The probe is refused after
+ * authentication (a content type no route takes), so it ingests nothing.
+ */
+export async function waitForKey(edge: FastifyInstance, apiKey: string, what = 'the key'): Promise<void> {
+  await waitUntil(`${what} to be taken by the edge`, async () => {
+    const r = await edge.inject({ method: 'POST', url: '/v2/ingest', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'text/plain' }, payload: 'x' });
+    return r.statusCode !== 401;
+  }, 10_000, 50);
 }
 
 export async function waitLoaded(sinkUrl: string, timeoutMs = 60_000, headers: Record<string, string> = {}): Promise<void> {
