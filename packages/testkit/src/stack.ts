@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { loadConfig, type IngestConfig } from '@ingest/config';
+import { adminListener } from '@ingest/observability';
 import type { DurableLog } from '@ingest/log';
 import type { TelemetryStore } from '@ingest/storage';
 import { addTenantKey } from '@ingest/tenants';
@@ -32,6 +33,10 @@ export interface InProcessStack {
   sink: FastifyInstance;
   edgeUrl: string;
   sinkUrl: string;
+  /** Admin listeners (/metrics, /status), each on its own port as in production. */
+  edgeAdminUrl: string;
+  normalizerAdminUrl: string;
+  sinkAdminUrl: string;
   tenant(id: string, limits?: { entriesPerSecond?: number; bytesPerSecond?: number; requestsPerSecond?: number }): Promise<string>;
   /** Waits until the loader has loaded everything in the log (lag 0), bounded. */
   waitLoaded(timeoutMs?: number): Promise<void>;
@@ -51,6 +56,7 @@ export async function startInProcessStack(o: InProcessStackOptions = {}): Promis
   const config: IngestConfig = { ...base, normalizer: { ...base.normalizer, sinkUrl }, edge: { ...base.edge, normalizerUrl } };
   const edge = await buildEdge({ config: config.edge, logger: false, tenantsReloadMs: 200, ...(o.redis ? { redis: o.redis } : {}) });
   const edgeUrl = await edge.listen({ host: '127.0.0.1', port: o.edgePort ?? 0 });
+  const [edgeAdminUrl, normalizerAdminUrl, sinkAdminUrl] = await Promise.all([edge, normalizer, sink].map((app) => adminListener(app).listen({ host: '127.0.0.1', port: 0 })));
 
   const admin: Record<string, string> = config.sink.internalToken ? { 'x-ingest-internal-token': config.sink.internalToken } : {};
   let closed = false;
@@ -62,6 +68,9 @@ export async function startInProcessStack(o: InProcessStackOptions = {}): Promis
     sink,
     edgeUrl,
     sinkUrl,
+    edgeAdminUrl: edgeAdminUrl as string,
+    normalizerAdminUrl: normalizerAdminUrl as string,
+    sinkAdminUrl: sinkAdminUrl as string,
     async tenant(id, limits) {
       const { apiKey } = await addTenantKey(config.edge.tenantsFile, id, limits);
       await waitForKey(edge, apiKey, id);
