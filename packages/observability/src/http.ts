@@ -43,6 +43,8 @@ export function toIngestError(err: unknown): IngestError {
       return ingestError('INGEST_ERR_INVALID_BODY', ['the body is empty']);
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return ingestError('INGEST_ERR_INVALID_JSON', [e.message ?? '']);
+    case 'FST_ERR_BAD_URL':
+      return ingestError('INGEST_ERR_MALFORMED_REQUEST', ['the URL has invalid percent-encoding']);
     default:
       break;
   }
@@ -110,7 +112,7 @@ export function installServiceBasics(app: FastifyInstance, opts: ServiceBasicsOp
 
   // Metrics and status name tenants, so they are served on a listener of their own (loopback by
   // default), never on the public port; main.ts listens on it, closing the app closes it.
-  const admin = Fastify({ logger: false, clientErrorHandler });
+  const admin = Fastify({ logger: false, ...protocolErrorOptions });
   admin.setErrorHandler((err, _req, reply) => sendError(reply, toIngestError(err)));
   admin.setNotFoundHandler((req, reply) => sendError(reply, ingestError('INGEST_ERR_NOT_FOUND', [`${req.method} ${req.url.slice(0, 100)}`])));
   admin.get('/healthz', async () => ({ status: 'ok', service: opts.service, pid: process.pid }));
@@ -165,6 +167,18 @@ export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoExcep
   }
   socket.destroy();
 }
+
+/**
+ * Server options every service's fastify factory spreads: what Node's parser or fastify's router
+ * refuse before any route or error handler runs (bad framing, a URL that does not decode) is
+ * answered with the catalog's error body too, not fastify's own.
+ */
+export const protocolErrorOptions = {
+  clientErrorHandler,
+  frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void => {
+    void sendError(reply, toIngestError(err));
+  },
+} as const;
 
 const STATUS_TEXT: Readonly<Record<number, string>> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large' };
 

@@ -6,6 +6,8 @@ export { startInProcessStack, waitForKey, waitLoaded } from './stack.ts';
 export type { InProcessStack, InProcessStackOptions } from './stack.ts';
 export { postIngest, logEntry, batchOf } from './ingest.ts';
 export type { PostResult } from './ingest.ts';
+export { rawHttp, rawRequest } from './raw-http.ts';
+export type { RawAnswer } from './raw-http.ts';
 export { startNginx } from './nginx.ts';
 export type { NginxHandle, StartNginxOptions } from './nginx.ts';
 export { startLegacyFixture } from './legacy-fixture.ts';

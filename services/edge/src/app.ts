@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { HEADERS, IngestError, ROUTES, ingestError, type IngestResult, type NormalizeRequest } from '@ingest/contracts';
 import type { EdgeConfig } from '@ingest/config';
 import { FairBudget, retryAfterSeconds, type Lease } from '@ingest/queue';
-import { clientErrorHandler, createServiceMetrics, installServiceBasics, serverLogOptions, type LoggingOptions, sendError, traceHeaders } from '@ingest/observability';
+import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, type LoggingOptions, sendError, traceHeaders } from '@ingest/observability';
 import { KeyIndex, bearerToken, type Principal } from './auth/key-index.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
 import { HopClient } from '@ingest/internal-http';
@@ -44,8 +44,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     bodyLimit: cfg.bodyLimitBytes,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    // What Node's parser refuses is answered with a catalog code too, not fastify's default body.
-    clientErrorHandler,
+    // What Node's parser or the router refuse is answered with a catalog code too.
+    ...protocolErrorOptions,
     // Our onRequest hook answers requests that arrive while draining, with a code and Retry-After.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
