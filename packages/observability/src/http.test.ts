@@ -1,12 +1,12 @@
-import Fastify from 'fastify';
+import Fastify, { type FastifyServerOptions } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { adminListener, clientErrorOf, installServiceBasics, isProtectedRoute } from './http.ts';
 import { createServiceMetrics } from './metrics.ts';
 
 const TOKEN = 'token-of-sixteen-chars-or-more';
 
-async function service() {
-  const app = Fastify({ logger: false });
+async function service(routerOptions: FastifyServerOptions['routerOptions'] = {}) {
+  const app = Fastify({ logger: false, routerOptions });
   installServiceBasics(app, { service: 't', metrics: createServiceMetrics('t', { defaultMetrics: false }), readiness: () => ({ ready: true, checks: {} }), internalToken: TOKEN });
   app.post('/internal/v2/thing', async () => ({ reached: true }));
   await app.register(async (child) => {
@@ -29,6 +29,17 @@ describe('internal and admin routes', () => {
       expect([url, no.statusCode, no.json<{ error: { code: string } }>().error.code]).toEqual([url, 401, 'INGEST_ERR_INTERNAL_UNAUTHENTICATED']);
       const yes = await app.inject({ method, url, headers: { 'x-ingest-internal-token': TOKEN } });
       expect([url, yes.json()]).toEqual([url, { reached: true }]);
+    }
+    await app.close();
+  });
+
+  it('follow the match under the loosest router options too (trailing slash, case, duplicate slashes)', async () => {
+    const app = await service({ ignoreTrailingSlash: true, caseSensitive: false, ignoreDuplicateSlashes: true });
+    for (const url of ['/internal/v2/thing/', '/INTERNAL/v2/Thing', '//internal//v2/thing', '/%49nternal/v2/thing']) {
+      const no = await app.inject({ method: 'POST', url });
+      expect([url, no.statusCode]).toEqual([url, 401]);
+      const yes = await app.inject({ method: 'POST', url, headers: { 'x-ingest-internal-token': TOKEN } });
+      expect([url, yes.statusCode]).toEqual([url, 200]);
     }
     await app.close();
   });
