@@ -223,6 +223,7 @@ describe('internal and admin routes authorise on the matched route, whatever the
       { name: 'CR inside a header value', raw: (h) => `GET /healthz HTTP/1.1\r\nHost: ${h}\r\nx-a: one\rtwo\r\n\r\n`, status: 400, code: 'INGEST_ERR_MALFORMED_REQUEST' },
       { name: 'LF inside a header name', raw: (h) => `GET /healthz HTTP/1.1\r\nHost: ${h}\r\nx-\na: 1\r\n\r\n`, status: 400, code: 'INGEST_ERR_MALFORMED_REQUEST' },
       { name: 'bad chunk size', raw: (h) => `POST /nowhere HTTP/1.1\r\nHost: ${h}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`, status: 400, code: 'INGEST_ERR_MALFORMED_REQUEST' },
+      { name: 'chunk extensions over the limit', raw: (h) => `POST /nowhere HTTP/1.1\r\nHost: ${h}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2;${'e'.repeat(32 * 1024)}\r\n{}\r\n0\r\n\r\n`, status: 413, code: 'INGEST_ERR_CHUNK_EXTENSIONS_TOO_LARGE' },
       { name: 'garbage request line', raw: () => 'HELLO\r\n\r\n', status: 400, code: 'INGEST_ERR_MALFORMED_REQUEST' },
       { name: 'URL that does not percent-decode', raw: (h) => `GET /%zz HTTP/1.1\r\nHost: ${h}\r\nConnection: close\r\n\r\n`, status: 400, code: 'INGEST_ERR_MALFORMED_REQUEST' },
     ];

@@ -142,7 +142,7 @@ export function adminListener(app: FastifyInstance): FastifyInstance {
   return admin;
 }
 
-/** Internal and admin route patterns (lower-cased, so a case-insensitive router could not dodge it). */
+/** Internal and admin route patterns; case-insensitive, so a router with caseSensitive: false can't dodge it. */
 export function isProtectedRoute(route: string): boolean {
   return /^\/+(internal|admin)(\/|$)/i.test(route);
 }
