@@ -129,7 +129,7 @@ describe('the edge enforces the cut-over set', () => {
     expect(s.normalizer.seen.map((x) => x.version)).toEqual(['v2-mirror', 'v2-mirror', 'v2']);
   });
 
-  it('the secret never travels on: not to the normalizer, not to legacy', async () => {
+  it('the secret never travels on to legacy (the edge drops it once checked)', async () => {
     const s = await setup({ env: { LB_SHARED_SECRET: LB_SECRET } });
     expect((await s.post(s.oldKey, { [LB_SECRET_HEADER]: LB_SECRET })).statusCode).toBe(202);
     expect(s.legacy.seen.map((x) => x.lbSecret)).toEqual([undefined]);
