@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@ingest/config';
 import { openLog } from '@ingest/log';
+import { adminListener } from '@ingest/observability';
 import type { TelemetryStore } from '@ingest/storage';
 import { batchOf, postIngest, startInProcessStack, waitUntil, type InProcessStack, type PostResult } from '@ingest/testkit';
 import { MODES, holdable, modeEnv, sharedStore, tenantId, type ModeEnv } from './helpers.ts';
@@ -17,9 +18,9 @@ afterAll(async () => {
   await store.close();
 });
 
-/** Entries a service's fair budget holds now, from its /status. */
+/** Entries a service's fair budget holds now, from its /status (served on the admin listener). */
 async function budgetEntries(app: InProcessStack['edge']): Promise<number> {
-  const res = await app.inject({ method: 'GET', url: '/status' });
+  const res = await adminListener(app).inject({ method: 'GET', url: '/status' });
   return (res.json<{ budget: { entries: number } }>()).budget.entries;
 }
 
