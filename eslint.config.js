@@ -16,4 +16,16 @@ export default tseslint.config(
       'no-restricted-syntax': ['error', { selector: 'ExportAllDeclaration', message: 'No export *: name what a package exports.' }],
     },
   },
+  {
+    // A skipped or focused test proves nothing and hides the rest: a test that cannot run fails.
+    files: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: 'ExportAllDeclaration', message: 'No export *: name what a package exports.' },
+        { selector: "MemberExpression[object.name=/^(it|test|describe|suite)$/][property.name=/^(only|skip|skipIf|runIf|todo)$/]", message: 'No skip/only/todo left in tests: make the test fail instead of skipping.' },
+        { selector: "CallExpression[callee.type='MemberExpression'][callee.property.name='skip'][arguments.length=0]", message: 'No ctx.skip(): a test that cannot run fails, naming what it needs.' },
+      ],
+    },
+  },
 );

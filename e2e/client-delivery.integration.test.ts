@@ -7,7 +7,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TelemetryStore } from '@ingest/storage';
 import { addTenantKey } from '@ingest/tenants';
-import { startInProcessStack, type InProcessStack } from '@ingest/testkit';
+import { startInProcessStack, waitUntil, type InProcessStack } from '@ingest/testkit';
 import { IngestClient, checkRecord } from '@ingest/client';
 import { sharedStore, tenantId } from './helpers.ts';
 
@@ -24,7 +24,6 @@ afterAll(async () => {
   await store?.close();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function idsIn(tenant: string, ids: string[]): Promise<number> {
   const rs = await store.client.query({
@@ -50,7 +49,8 @@ describe('producer SDK against the real edge (embedded log, chDB)', () => {
         if (i % 5000 === 4999) await new Promise((r) => setImmediate(r));
       }
       await client.flush();
-      await sleep(500);
+      // Nothing can be delivered while the edge is down; wait until the client has tried and failed.
+      await waitUntil('a failed delivery attempt', () => client.stats().retriesTotal > 0);
       const down = client.stats();
       expect(down).toMatchObject({ appendedTotal: 50_000, exportedTotal: 0, droppedTotal: 0, backlog: 50_000 });
       expect(down.retriesTotal).toBeGreaterThan(0);

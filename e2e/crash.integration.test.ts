@@ -62,7 +62,6 @@ describe.each(CASES)('sink writer stopped by $signal under load ($mode log)', ({
     else await stack.sink.stop();
     killed = true;
     const ackedAtKill = acked;
-    await new Promise((r) => setTimeout(r, 500));
     stack.sink = await startService('sink-writer', { env, port: ports.sink, logFile: path.join(dataDir, 'logs', 'sink-writer.restarted.log') });
     await until(() => acked >= ackedAtKill + 5000);
     stop = true;

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildEdge } from '@ingest/edge';
+import { adminListener } from '@ingest/observability';
 import type { TelemetryStore } from '@ingest/storage';
 import { addTenantKey, setTenantRoute } from '@ingest/tenants';
 import { postIngest, startInProcessStack, startLegacyFixture, startNginx, type InProcessStack, type LegacyFixture, type NginxHandle } from '@ingest/testkit';
@@ -12,6 +13,8 @@ import { sharedStore, tenantId } from './helpers.ts';
 
 // Integration tests with nginx keep to ports 18800–18899.
 const NGINX_PORT = Number(process.env['NGINX_PORT'] ?? 18871);
+/** Shared by nginx and the edge: only requests carrying it may mark themselves as mirror copies. */
+const LB_SECRET = 'cutover-test-lb-secret-0123456789';
 const TYPES = ['log', 'metric', 'event'] as const;
 
 /** A batch with fresh ids, cycling through three types so parity has more than one row per hour. */
@@ -31,6 +34,7 @@ let stack: InProcessStack;
 let legacy: LegacyFixture;
 let edge: FastifyInstance;
 let edgeUrl: string;
+let edgeAdminUrl: string;
 let nginx: NginxHandle;
 let cutoverFile: string;
 
@@ -41,7 +45,8 @@ async function ctl(...argv: string[]): Promise<{ code: number; out: string; err:
     INGEST_DATA_DIR: stack.dataDir,
     TENANTS_FILE: stack.config.edge.tenantsFile,
     ...nginx.env,
-    CUTOVER_EDGE_URLS: edgeUrl,
+    // The cut-over generation is in the edge's /status, served on its admin listener.
+    CUTOVER_EDGE_URLS: edgeAdminUrl,
     LEGACY_COUNT_URL: legacy.countUrl,
     SINK_URL: stack.sinkUrl,
   };
@@ -74,7 +79,11 @@ async function newTenant(prefix: string): Promise<{ id: string; key: string }> {
 
 async function liveIds(tenant: string, table: 'telemetry' | 'telemetry_mirror' = 'telemetry'): Promise<Set<string>> {
   const rs = await store.client.query({ query: `SELECT id FROM ${table} FINAL WHERE tenant_id = {t:String}`, query_params: { t: tenant }, format: 'JSONEachRow' });
-  return new Set((await rs.json<{ id: string }>()).map((r) => r.id));
+  const ids = (await rs.json<{ id: string }>()).map((r) => r.id);
+  const set = new Set(ids);
+  // A Set alone would hide a duplicate at rest; exactly-once is a count.
+  expect(set.size, `duplicate ids at rest in ${table} for ${tenant}`).toBe(ids.length);
+  return set;
 }
 
 async function waitShadow(tenant: string, n: number, timeoutMs = 30_000): Promise<number> {
@@ -95,11 +104,13 @@ beforeAll(async () => {
   cutoverFile = `${stack.dataDir}/cutover.json`;
   // An edge that enforces the cut-over set and forwards to the legacy fixture (the stack's own edge
   // runs with no migration configured and is not used here).
-  edge = await buildEdge({ config: stack.config.edge, logger: false, tenantsReloadMs: 100, cutover: { file: cutoverFile, legacyUrl: legacy.url, reloadMs: 100 } });
+  const config = { ...stack.config.edge, trustedHops: { sharedSecret: LB_SECRET, proxies: [] } };
+  edge = await buildEdge({ config, logger: false, tenantsReloadMs: 100, cutover: { file: cutoverFile, legacyUrl: legacy.url, reloadMs: 100 } });
   edgeUrl = await edge.listen({ host: '127.0.0.1', port: 0 });
+  edgeAdminUrl = await adminListener(edge).listen({ host: '127.0.0.1', port: 0 });
   const edgePort = (edge.server.address() as AddressInfo).port;
   const legacyPort = (legacy.app.server.address() as AddressInfo).port;
-  nginx = await startNginx({ port: NGINX_PORT, edgeUpstream: `127.0.0.1:${edgePort}`, legacyUpstream: `127.0.0.1:${legacyPort}` });
+  nginx = await startNginx({ port: NGINX_PORT, edgeUpstream: `127.0.0.1:${edgePort}`, legacyUpstream: `127.0.0.1:${legacyPort}`, lbSecret: LB_SECRET });
   // Start from an empty rendered map whatever an earlier run left in the nginx run dir.
   const sync = await ctl('cutover', 'sync');
   expect(sync.code, sync.err).toBe(0);
@@ -215,9 +226,9 @@ describe('v2 cutover through a real nginx', () => {
     expect(stale?.headers.get('x-ingest-route')).toMatch(/legacy/);
     expect(legacy.requests().some((x) => x.tenant === d.id && x.viaEdge)).toBe(true);
 
-    // A mirror copy never reaches live, whatever the tenant's state.
+    // A mirror copy (marked by a trusted hop: it carries the LB's secret) never reaches live, whatever the tenant's state.
     const copy = batch(4);
-    expect((await postIngest(edgeUrl, d.key, copy, { headers: { 'x-ingest-mirror': '1' } })).status).toBe(200);
+    expect((await postIngest(edgeUrl, d.key, copy, { headers: { 'x-ingest-mirror': '1', 'x-ingest-lb-secret': LB_SECRET } })).status).toBe(200);
     await stack.waitLoaded();
     expect(await waitShadow(d.id, 4)).toBe(4);
     const live = await liveIds(d.id);
@@ -225,6 +236,24 @@ describe('v2 cutover through a real nginx', () => {
     // Whatever the edge kept live from the stale window was cut over at the time; nothing is in both.
     const leg = legacy.ids(d.id);
     for (const id of staleIds) expect(live.has(id) && leg.has(id)).toBe(false);
+    await ctl('cutover', 'sync');
+  });
+
+  it('a producer cannot mark its own traffic as mirrored: its x-ingest-mirror (straight at the edge, or through nginx) is ignored and entries land in live', async () => {
+    const e = await newTenant('forge-e');
+    await flip('add', e.id);
+    const direct = batch(5);
+    const r1 = await postIngest(edgeUrl, e.key, direct, { headers: { 'x-ingest-mirror': '1', 'x-ingest-version': 'v2-mirror' } });
+    expect(r1.status, JSON.stringify(r1.body)).toBe(200);
+    const wrongSecret = batch(5);
+    expect((await postIngest(edgeUrl, e.key, wrongSecret, { headers: { 'x-ingest-mirror': '1', 'x-ingest-lb-secret': 'x'.repeat(LB_SECRET.length) } })).status).toBe(200);
+    // nginx overwrites the producer's marking with its own ("" for a cut-over tenant).
+    const viaLb = batch(5);
+    expect((await postIngest(nginx.url, e.key, viaLb, { headers: { 'x-ingest-mirror': '1' } })).status).toBe(200);
+    await stack.waitLoaded();
+    const live = await liveIds(e.id);
+    for (const id of [...idsOf(direct), ...idsOf(wrongSecret), ...idsOf(viaLb)]) expect(live.has(id)).toBe(true);
+    expect((await liveIds(e.id, 'telemetry_mirror')).size).toBe(0);
     await ctl('cutover', 'sync');
   });
 
@@ -307,10 +336,12 @@ describe('an edge without LEGACY_URL (issue 14: one `cutover add` shed every oth
     const lone = await buildEdge({ config: stack.config.edge, logger: false, tenantsReloadMs: 100, cutover: { file: ownSet, reloadMs: 100 } });
     try {
       const loneUrl = await lone.listen({ host: '127.0.0.1', port: 0 });
+      // ingestctl asks the edge's admin listener (/status) whether it can reach legacy.
+      const loneAdmin = await adminListener(lone).listen({ host: '127.0.0.1', port: 0 });
       const run = async (...argv: string[]) => {
         const out: string[] = [];
         const err: string[] = [];
-        const env = { INGEST_DATA_DIR: stack.dataDir, TENANTS_FILE: stack.config.edge.tenantsFile, CUTOVER_FILE: ownSet, CUTOVER_EDGE_URLS: loneUrl, CUTOVER_NGINX_DIR: `${stack.dataDir}/nginx-no-legacy` };
+        const env = { INGEST_DATA_DIR: stack.dataDir, TENANTS_FILE: stack.config.edge.tenantsFile, CUTOVER_FILE: ownSet, CUTOVER_EDGE_URLS: loneAdmin, CUTOVER_NGINX_DIR: `${stack.dataDir}/nginx-no-legacy` };
         const code = await runCli(argv, { out: (s) => out.push(s), err: (s) => err.push(s), env });
         return { code, out: out.join('\n'), err: err.join('\n') };
       };
@@ -347,7 +378,7 @@ describe('an edge without LEGACY_URL (issue 14: one `cutover add` shed every oth
       expect(removed.code, removed.err).toBe(EXIT.OK);
       expect(await send(x)).toBe(200);
       expect(await send(y)).toBe(200);
-      const status = (await (await fetch(`${loneUrl}/status`)).json()) as { cutover: { enforcing: boolean; legacy: { configured: boolean } } };
+      const status = (await (await fetch(`${loneAdmin}/status`)).json()) as { cutover: { enforcing: boolean; legacy: { configured: boolean } } };
       expect(status.cutover).toMatchObject({ enforcing: false, legacy: { configured: false } });
     } finally {
       await lone.close();

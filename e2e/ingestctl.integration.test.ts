@@ -24,6 +24,9 @@ describe('ingestctl against a running embedded stack', () => {
       EDGE_URL: stack.edgeUrl,
       NORMALIZER_URL: stack.config.edge.normalizerUrl,
       SINK_URL: stack.sinkUrl,
+      EDGE_ADMIN_URL: stack.edgeAdminUrl,
+      NORMALIZER_ADMIN_URL: stack.normalizerAdminUrl,
+      SINK_ADMIN_URL: stack.sinkAdminUrl,
     };
   });
   afterAll(async () => {

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
 import { buildEdge } from '@ingest/edge';
 import type { TelemetryStore } from '@ingest/storage';
-import { batchOf, postIngest, startInProcessStack, startRedis, type InProcessStack } from '@ingest/testkit';
+import { batchOf, postIngest, startInProcessStack, startRedis, waitForKey, type InProcessStack } from '@ingest/testkit';
 import { sharedStore, tenantId } from './helpers.ts';
 
 // Two edge replicas behind one load balancer must enforce one limit per tenant, not one each.
@@ -36,9 +36,10 @@ describe('rate limits shared by edge replicas through real Redis', () => {
 
   it('entries/s: what one replica spent, the other cannot spend again', async () => {
     const key = await stack.tenant(tenantId('shared'), { entriesPerSecond: 300 });
-    await new Promise((r) => setTimeout(r, 400)); // edge B has read the tenants file too
-    const a = await postIngest(stack.edgeUrl, key, batchOf(250));
-    const b = await postIngest(edgeBUrl, key, batchOf(250));
+    await waitForKey(edgeB, key, 'edge B');
+    // A spends the whole second's worth, so B would need a full second of refill to pass.
+    const a = await postIngest(stack.edgeUrl, key, batchOf(300));
+    const b = await postIngest(edgeBUrl, key, batchOf(300));
     expect(a.status).toBe(200);
     expect(b.status).toBe(429);
     expect(b.body.error?.code).toBe('INGEST_ERR_TENANT_ENTRY_RATE');
@@ -46,7 +47,7 @@ describe('rate limits shared by edge replicas through real Redis', () => {
 
   it('requests/s through @fastify/rate-limit with the Redis store', async () => {
     const key = await stack.tenant(tenantId('rps'), { requestsPerSecond: 2, entriesPerSecond: 100_000 });
-    await new Promise((r) => setTimeout(r, 400));
+    await waitForKey(edgeB, key, 'edge B');
     const statuses: number[] = [];
     for (const url of [stack.edgeUrl, edgeBUrl, stack.edgeUrl, edgeBUrl]) statuses.push((await postIngest(url, key, batchOf(1))).status);
     expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(2);

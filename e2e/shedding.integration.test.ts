@@ -5,8 +5,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@ingest/config';
 import { openLog } from '@ingest/log';
+import { adminListener } from '@ingest/observability';
 import type { TelemetryStore } from '@ingest/storage';
-import { batchOf, postIngest, startInProcessStack, type PostResult } from '@ingest/testkit';
+import { batchOf, postIngest, startInProcessStack, waitUntil, type InProcessStack, type PostResult } from '@ingest/testkit';
 import { MODES, holdable, modeEnv, sharedStore, tenantId, type ModeEnv } from './helpers.ts';
 
 let store: TelemetryStore;
@@ -16,6 +17,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await store.close();
 });
+
+/** Entries a service's fair budget holds now, from its /status (served on the admin listener). */
+async function budgetEntries(app: InProcessStack['edge']): Promise<number> {
+  const res = await adminListener(app).inject({ method: 'GET', url: '/status' });
+  return (res.json<{ budget: { entries: number } }>()).budget.entries;
+}
 
 async function held(mode: ModeEnv, env: Record<string, string>) {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'shed-'));
@@ -43,7 +50,7 @@ describe.each(MODES)('shedding (%s log)', (mode) => {
       h.hold();
       // Three requests of 300 fill 900 of the sink's 1000 entries and wait on the held log.
       const waiting = [0, 1, 2].map(() => postIngest(stack.edgeUrl, key, batchOf(300)));
-      await new Promise((r) => setTimeout(r, 300));
+      await waitUntil('the sink writer to hold 900 entries', async () => (await budgetEntries(stack.sink)) >= 900);
       const shed = await postIngest(stack.edgeUrl, key, batchOf(300));
       expect(shed.status).toBe(429);
       expect(shed.body.error?.code).toBe('INGEST_ERR_SINK_OVERLOADED');
@@ -69,7 +76,7 @@ describe.each(MODES)('shedding (%s log)', (mode) => {
       const key = await stack.tenant(t);
       h.hold();
       const waiting = [0, 1].map(() => postIngest(stack.edgeUrl, key, batchOf(200)));
-      await new Promise((r) => setTimeout(r, 300));
+      await waitUntil('the edge to hold 400 entries', async () => (await budgetEntries(stack.edge)) >= 400);
       const shed = await postIngest(stack.edgeUrl, key, batchOf(200));
       expect(shed.status).toBe(503);
       expect(shed.body.error?.code).toBe('INGEST_ERR_EDGE_OVERLOADED');

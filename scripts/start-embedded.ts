@@ -20,15 +20,16 @@ async function main(): Promise<void> {
   const stack = await startStack({
     env,
     ports: { edge: cfg.edge.port, normalizer: cfg.normalizer.port, sink: cfg.sink.port },
+    adminPorts: { edge: cfg.edge.adminPort, normalizer: cfg.normalizer.adminPort, sink: cfg.sink.adminPort },
     logDir: path.join(dataDir, 'logs'),
   });
   const mode = `${cfg.backends.kafkaBrokers ? 'Kafka' : 'embedded log'} + ${cfg.backends.clickhouseUrl ? 'ClickHouse server' : 'chDB'}`;
   console.log(`
 telemetry ingest is up (${mode}); data in ${dataDir}, service logs in ${path.join(dataDir, 'logs')}
 
-  edge        ${stack.edgeUrl}/v2/ingest
-  normalizer  ${stack.normalizer.url}
-  sink writer ${stack.sink.url}
+  edge        ${stack.edgeUrl}/v2/ingest      admin (metrics, status) ${stack.edge.adminUrl}
+  normalizer  ${stack.normalizer.url}                admin ${stack.normalizer.adminUrl}
+  sink writer ${stack.sink.url}                admin ${stack.sink.adminUrl}
 ${demoKey ? `\ncreated tenant "demo" with API key (shown once):\n  ${demoKey}\n` : ''}
 send:
   curl -sS ${stack.edgeUrl}/v2/ingest -H "authorization: Bearer ${demoKey ?? '<api key>'}" -H 'content-type: application/json' \\

@@ -13,7 +13,8 @@
 #
 # Environment: NGINX_PORT (18880), EDGE_UPSTREAM (127.0.0.1:8080), LEGACY_UPSTREAM (127.0.0.1:9090),
 # CUTOVER_NGINX_DIR (where ingestctl renders the map; default $RUN_DIR/cutover), NGINX_WORKERS (1),
-# NGINX_MAX_BODY (16m), NGINX_START_TIMEOUT / NGINX_STOP_TIMEOUT (s, 10).
+# NGINX_MAX_BODY (16m), NGINX_START_TIMEOUT / NGINX_STOP_TIMEOUT (s, 10), LB_SHARED_SECRET (unset: not
+# sent; give the edge the same value so it honours the mirror marking of this nginx, and only its).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,6 +27,7 @@ NGINX_WORKERS="${NGINX_WORKERS:-1}"
 NGINX_MAX_BODY="${NGINX_MAX_BODY:-16m}"
 NGINX_START_TIMEOUT="${NGINX_START_TIMEOUT:-10}"
 NGINX_STOP_TIMEOUT="${NGINX_STOP_TIMEOUT:-10}"
+LB_SHARED_SECRET="${LB_SHARED_SECRET:-}"
 RUN_DIR="$HERE/.run/nginx-$NGINX_PORT"
 CUTOVER_NGINX_DIR="${CUTOVER_NGINX_DIR:-$RUN_DIR/cutover}"
 CONF="$RUN_DIR/nginx.conf"
@@ -57,6 +59,8 @@ render() {
   [[ "$NGINX_WORKERS" =~ ^[0-9]+$ ]] || die "NGINX_WORKERS=$NGINX_WORKERS is not a number"
   [[ "$NGINX_MAX_BODY" =~ ^[0-9]+[kmgKMG]?$ ]] || die "NGINX_MAX_BODY=$NGINX_MAX_BODY is not a size"
   [[ "$CUTOVER_NGINX_DIR" =~ ^/[A-Za-z0-9._/-]+$ ]] || die "CUTOVER_NGINX_DIR must be an absolute path of plain characters"
+  # Rendered into a quoted nginx string by sed: no quotes, backslashes, | or & that would break either.
+  [[ "$LB_SHARED_SECRET" =~ ^[A-Za-z0-9._~+/=-]*$ ]] || die "LB_SHARED_SECRET may only use A-Z a-z 0-9 . _ ~ + / = -"
   mkdir -p "$RUN_DIR/logs" "$RUN_DIR/tmp" "$CUTOVER_NGINX_DIR"
   # Until ingestctl renders the set, everyone is on legacy (the safe default).
   [[ -f "$CUTOVER_NGINX_DIR/cutover-map.conf" ]] || echo "# empty: every tenant on legacy" >"$CUTOVER_NGINX_DIR/cutover-map.conf"
@@ -65,7 +69,8 @@ render() {
   sed -e "s|@@PREFIX@@|$RUN_DIR|g" -e "s|@@LISTEN@@|$HOST:$NGINX_PORT|g" \
     -e "s|@@EDGE_UPSTREAM@@|$EDGE_UPSTREAM|g" -e "s|@@LEGACY_UPSTREAM@@|$LEGACY_UPSTREAM|g" \
     -e "s|@@CUTOVER_DIR@@|$CUTOVER_NGINX_DIR|g" -e "s|@@WORKERS@@|$NGINX_WORKERS|g" \
-    -e "s|@@MAX_BODY@@|$NGINX_MAX_BODY|g" -e "s|@@DAEMON@@|$daemon|g" "$TEMPLATE" >"$CONF.tmp"
+    -e "s|@@MAX_BODY@@|$NGINX_MAX_BODY|g" -e "s|@@DAEMON@@|$daemon|g" \
+    -e "s|@@LB_SHARED_SECRET@@|$LB_SHARED_SECRET|g" "$TEMPLATE" >"$CONF.tmp"
   grep -v '^[[:space:]]*#' "$CONF.tmp" | grep -q '@@' && die "unrendered placeholder left in $CONF.tmp"
   mv "$CONF.tmp" "$CONF"
   if [[ "$(id -u)" == 0 ]]; then

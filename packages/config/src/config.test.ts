@@ -45,6 +45,26 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ OTEL_TRACES_SAMPLER: 'always_off' })).toThrow(/OTEL_TRACES_SAMPLER/);
   });
 
+  it('puts /metrics and /status on loopback admin ports and refuses an admin port equal to the public one', () => {
+    const c = loadConfig({});
+    expect([c.edge.adminHost, c.edge.adminPort, c.normalizer.adminPort, c.sink.adminPort]).toEqual(['127.0.0.1', 9080, 9081, 9082]);
+    expect(loadConfig({ ADMIN_HOST: '0.0.0.0', EDGE_ADMIN_PORT: '0' }).edge).toMatchObject({ adminHost: '0.0.0.0', adminPort: 0 });
+    expect(() => loadConfig({ EDGE_ADMIN_PORT: '8080' })).toThrow(/EDGE_ADMIN_PORT/);
+    expect(() => loadConfig({ SINK_ADMIN_PORT: 'admin' })).toThrow(/SINK_ADMIN_PORT/);
+  });
+
+  it('trusts no hop by default; validates LB_SHARED_SECRET and TRUSTED_PROXIES, naming the key', () => {
+    expect(loadConfig({}).edge.trustedHops).toEqual({ sharedSecret: undefined, proxies: [] });
+    expect(loadConfig({ LB_SHARED_SECRET: 's'.repeat(16), TRUSTED_PROXIES: '10.0.0.0/8, 127.0.0.1, fd00::/8, ::1' }).edge.trustedHops).toEqual({
+      sharedSecret: 's'.repeat(16),
+      proxies: ['10.0.0.0/8', '127.0.0.1', 'fd00::/8', '::1'],
+    });
+    expect(() => loadConfig({ LB_SHARED_SECRET: 'short' })).toThrow(/LB_SHARED_SECRET/);
+    for (const bad of ['10.0.0.0/33', 'lb.internal', '10.0.0/8', '::1/129', '10.0.0.1/', '10.0.0.1/x']) {
+      expect(() => loadConfig({ TRUSTED_PROXIES: `127.0.0.1,${bad}` }), bad).toThrow(/TRUSTED_PROXIES/);
+    }
+  });
+
   it('reads brokers as a list', () => {
     expect(loadConfig({ KAFKA_BROKERS: '127.0.0.1:9092, 127.0.0.1:9093' }).backends.kafkaBrokers).toEqual(['127.0.0.1:9092', '127.0.0.1:9093']);
   });

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { TOPICS } from '@ingest/contracts';
 import { EnvReader, type Env } from './env.ts';
@@ -40,6 +41,22 @@ export interface EdgeConfig {
   cutover: CutoverConfig;
   /** Sent to the normalizer on every hop; see NormalizerConfig.internalToken. */
   internalToken: string | undefined;
+  /** The admin listener (/metrics, /status): never the public port. */
+  adminHost: string;
+  adminPort: number;
+  /** Who may set the load balancer's routing headers (x-ingest-mirror, x-ingest-version). */
+  trustedHops: TrustedHopsConfig;
+}
+
+/**
+ * A request's LB-only headers count only when it comes from a trusted hop: it carries the LB's
+ * shared secret, or its socket peer is a trusted proxy. Neither configured: nobody is trusted.
+ */
+export interface TrustedHopsConfig {
+  /** LB_SHARED_SECRET: the LB sends it in x-ingest-lb-secret. */
+  sharedSecret: string | undefined;
+  /** TRUSTED_PROXIES: IPs and CIDRs, matched against the socket's remote address. */
+  proxies: string[];
 }
 
 /** The v2 cutover (runbooks/cutover.md). With no set file and no legacy URL, everything is v2. */
@@ -57,6 +74,8 @@ export interface NormalizerConfig {
   port: number;
   /** When set, /internal and /admin routes require it, and hops downstream send it. */
   internalToken: string | undefined;
+  adminHost: string;
+  adminPort: number;
   sinkUrl: string;
   inflightBytes: number;
   inflightEntries: number;
@@ -68,6 +87,8 @@ export interface SinkConfig {
   port: number;
   /** When set, /internal and /admin routes require it. */
   internalToken: string | undefined;
+  adminHost: string;
+  adminPort: number;
   /** Bytes and entries waiting for the log, across tenants. */
   inflightBytes: number;
   inflightEntries: number;
@@ -116,6 +137,18 @@ export function loadConfig(env: Env = process.env): IngestConfig {
   // One shared secret for service-to-service calls; unset keeps the internal network open (dev).
   const internalToken = r.optionalString('INGEST_INTERNAL_TOKEN');
   if (internalToken !== undefined && internalToken.length < 16) r.problem('INGEST_INTERNAL_TOKEN must be at least 16 characters');
+  // Admin listeners (/metrics, /status) are loopback unless an operator opens them deliberately.
+  const adminHost = r.string('ADMIN_HOST', '127.0.0.1');
+  const edgeAdminPort = r.int('EDGE_ADMIN_PORT', 9080, { min: 0, max: 65535 });
+  const normalizerAdminPort = r.int('NORMALIZER_ADMIN_PORT', 9081, { min: 0, max: 65535 });
+  const sinkAdminPort = r.int('SINK_ADMIN_PORT', 9082, { min: 0, max: 65535 });
+  for (const [key, admin, pub] of [['EDGE_ADMIN_PORT', edgeAdminPort, edgePort], ['NORMALIZER_ADMIN_PORT', normalizerAdminPort, normalizerPort], ['SINK_ADMIN_PORT', sinkAdminPort, sinkPort]] as const) {
+    if (admin !== 0 && admin === pub) r.problem(`${key}=${admin} must differ from the service's public port`);
+  }
+  const lbSecret = r.optionalString('LB_SHARED_SECRET');
+  if (lbSecret !== undefined && lbSecret.length < 16) r.problem('LB_SHARED_SECRET must be at least 16 characters');
+  const trustedProxies = r.list('TRUSTED_PROXIES', []);
+  for (const p of trustedProxies) if (!isIpOrCidr(p)) r.problem(`TRUSTED_PROXIES entry ${JSON.stringify(p)} is not an IP address or CIDR (e.g. 10.0.0.0/8, 127.0.0.1, fd00::/8)`);
 
   const cfg: IngestConfig = {
     logging: {
@@ -153,6 +186,9 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       defaultBytesPerSecond: r.bytes('TENANT_DEFAULT_BPS', 64 * 1024 * 1024),
       downstreamTimeoutMs: r.int('EDGE_DOWNSTREAM_TIMEOUT_MS', 30_000, { min: 100 }),
       internalToken,
+      adminHost,
+      adminPort: edgeAdminPort,
+      trustedHops: { sharedSecret: lbSecret, proxies: trustedProxies },
       cutover: {
         file: r.string('CUTOVER_FILE', path.join(path.dirname(r.string('TENANTS_FILE', `${dataDir}/tenants.json`)), 'cutover.json')),
         legacyUrl: r.url('LEGACY_URL'),
@@ -164,6 +200,8 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       host,
       port: normalizerPort,
       internalToken,
+      adminHost,
+      adminPort: normalizerAdminPort,
       sinkUrl: r.url('SINK_URL') ?? `http://127.0.0.1:${sinkPort}`,
       inflightBytes: r.bytes('NORMALIZER_INFLIGHT_BYTES', 256 * 1024 * 1024),
       inflightEntries: r.int('NORMALIZER_INFLIGHT_ENTRIES', 200_000, { min: 1 }),
@@ -173,6 +211,8 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       host,
       port: sinkPort,
       internalToken,
+      adminHost,
+      adminPort: sinkAdminPort,
       inflightBytes: r.bytes('SINK_INFLIGHT_BYTES', 256 * 1024 * 1024),
       inflightEntries: r.int('SINK_INFLIGHT_ENTRIES', 200_000, { min: 1 }),
       batchMaxEntries: r.int('SINK_BATCH_MAX_ENTRIES', 5_000, { min: 1 }),
@@ -199,4 +239,14 @@ export function loadConfig(env: Env = process.env): IngestConfig {
   }
   r.done();
   return cfg;
+}
+
+/** An IPv4/IPv6 address, or one with a /prefix in range for its family. */
+export function isIpOrCidr(s: string): boolean {
+  const slash = s.indexOf('/');
+  if (slash < 0) return isIP(s) !== 0;
+  const family = isIP(s.slice(0, slash));
+  const prefix = s.slice(slash + 1);
+  if (family === 0 || !/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (family === 4 ? 32 : 128);
 }

@@ -53,6 +53,12 @@ export const ERROR_CATALOG = {
   INGEST_ERR_ENTRY_VALUE: { status: 400, retryable: false, scope: 'entry', message: 'a metric value must be a finite number' },
   INGEST_ERR_ENTRY_ID: { status: 400, retryable: false, scope: 'entry', message: 'id must be a string of 1 to 128 printable characters' },
   INGEST_ERR_ENTRY_NAME: { status: 400, retryable: false, scope: 'entry', message: 'a metric name must match ^[a-zA-Z_:][a-zA-Z0-9_:.]*$' },
+
+  // Requests Node's HTTP parser refuses before any route sees them (fastify clientErrorHandler).
+  INGEST_ERR_MALFORMED_REQUEST: { status: 400, retryable: false, scope: 'request', message: 'the HTTP request is malformed (%s): check framing, header syntax (no CR/LF in values) and chunked encoding' },
+  INGEST_ERR_HEADERS_TOO_LARGE: { status: 431, retryable: false, scope: 'request', message: 'the request headers are larger than the server accepts; send fewer or shorter headers' },
+  INGEST_ERR_CHUNK_EXTENSIONS_TOO_LARGE: { status: 413, retryable: false, scope: 'request', message: 'the chunk extensions of the request body are larger than the server accepts' },
+  INGEST_ERR_REQUEST_TIMEOUT: { status: 408, retryable: false, scope: 'request', message: 'the request did not arrive in full within the server\'s time limit' },
 } as const satisfies Record<string, CatalogEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

@@ -1,5 +1,6 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { HEADERS, IngestError, ingestError, type ErrorBody } from '@ingest/contracts';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import type { ServiceMetrics } from './metrics.ts';
@@ -17,7 +18,10 @@ export interface ServiceBasicsOptions {
   readiness: () => Promise<Readiness> | Readiness;
   /** Extra status for `ingestctl status` (budget use, lag...). */
   status?: () => Promise<Record<string, unknown>> | Record<string, unknown>;
-  /** When set, /internal/* and /admin/* require it in x-ingest-internal-token. */
+  /**
+   * When set, every route whose pattern is under /internal/ or /admin/ requires it in
+   * x-ingest-internal-token, checked on the route the router matched (not on the raw URL).
+   */
   internalToken?: string | undefined;
   /** The authenticated tenant of a request, for metric labels ('-' when there is none). */
   tenantOf?: (req: FastifyRequest) => string | undefined;
@@ -39,6 +43,8 @@ export function toIngestError(err: unknown): IngestError {
       return ingestError('INGEST_ERR_INVALID_BODY', ['the body is empty']);
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return ingestError('INGEST_ERR_INVALID_JSON', [e.message ?? '']);
+    case 'FST_ERR_BAD_URL':
+      return ingestError('INGEST_ERR_MALFORMED_REQUEST', ['the URL has invalid percent-encoding']);
     default:
       break;
   }
@@ -83,18 +89,20 @@ export function installServiceBasics(app: FastifyInstance, opts: ServiceBasicsOp
 
   app.setNotFoundHandler((req, reply) => sendError(reply, ingestError('INGEST_ERR_NOT_FOUND', [`${req.method} ${req.url.slice(0, 100)}`])));
 
-  // pid lets a supervisor tell its own child from a stray process that holds the port.
   const expected = opts.internalToken ? Buffer.from(opts.internalToken) : undefined;
   if (expected) {
     app.addHook('onRequest', async (req) => {
-      const url = req.url;
-      if (!url.startsWith('/internal/') && !url.startsWith('/admin/')) return;
+      // The pattern the router matched, not req.url: the router decodes and may match spellings
+      // (%69nternal, absolute-form targets...) that a prefix test on the raw URL never sees.
+      const route = req.routeOptions.url;
+      if (route === undefined || !isProtectedRoute(route)) return;
       const got = req.headers[HEADERS.internalToken];
       const given = Buffer.from(typeof got === 'string' ? got : '');
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw ingestError('INGEST_ERR_INTERNAL_UNAUTHENTICATED');
     });
   }
 
+  // pid lets a supervisor tell its own child from a stray process that holds the port.
   app.get('/healthz', async () => ({ status: 'ok', service: opts.service, pid: process.pid }));
 
   app.get('/readyz', async (_req, reply) => {
@@ -102,12 +110,90 @@ export function installServiceBasics(app: FastifyInstance, opts: ServiceBasicsOp
     return reply.code(r.ready ? 200 : 503).send({ ready: r.ready, service: opts.service, checks: r.checks });
   });
 
-  app.get('/metrics', async (_req, reply) => {
+  // Metrics and status name tenants, so they are served on a listener of their own (loopback by
+  // default), never on the public port; main.ts listens on it, closing the app closes it.
+  const admin = Fastify({ logger: false, ...protocolErrorOptions });
+  admin.setErrorHandler((err, _req, reply) => sendError(reply, toIngestError(err)));
+  admin.setNotFoundHandler((req, reply) => sendError(reply, ingestError('INGEST_ERR_NOT_FOUND', [`${req.method} ${req.url.slice(0, 100)}`])));
+  admin.get('/healthz', async () => ({ status: 'ok', service: opts.service, pid: process.pid }));
+  admin.get('/metrics', async (_req, reply) => {
     const text = await metrics.registry.metrics();
     return reply.type(metrics.registry.contentType).send(text);
   });
+  admin.get('/status', async () => ({ service: opts.service, ...(opts.status ? await opts.status() : {}) }));
+  (app as AdminCarrier)[ADMIN] = admin;
+  let adminClosed: Promise<void> | undefined;
+  app.addHook('onClose', async () => {
+    adminClosed ??= admin.close();
+    await adminClosed;
+  });
+}
 
-  app.get('/status', async () => ({ service: opts.service, ...(opts.status ? await opts.status() : {}) }));
+const ADMIN = Symbol('adminListener');
+type AdminCarrier = FastifyInstance & { [ADMIN]?: FastifyInstance };
+
+/**
+ * The admin listener of a service built with installServiceBasics: /metrics, /status (and
+ * /healthz, so a supervisor can tell it is up). Only main.ts (or a test) listens on it.
+ */
+export function adminListener(app: FastifyInstance): FastifyInstance {
+  const admin = (app as AdminCarrier)[ADMIN];
+  if (admin === undefined) throw new Error('adminListener: the app was not built with installServiceBasics');
+  return admin;
+}
+
+/** Internal and admin route patterns; case-insensitive, so a router with caseSensitive: false can't dodge it. */
+export function isProtectedRoute(route: string): boolean {
+  return /^\/+(internal|admin)(\/|$)/i.test(route);
+}
+
+/**
+ * fastify's `clientErrorHandler`: what Node's HTTP parser refuses (bad framing, oversized or
+ * CR/LF-laden headers, bad chunks, a request too slow to arrive) never reaches a route, so it is
+ * answered here — with the same error body and a catalog code as everything else.
+ */
+export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+  // A reset or already-destroyed socket has nobody left to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const ie = clientErrorOf(err.code);
+  this.log.debug({ err }, `client error answered with ${ie.code}`);
+  // A response already under way on this socket (headers sent) must not get a second status line.
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) {
+    const body = JSON.stringify(ie.toBody());
+    socket.write(
+      `HTTP/1.1 ${ie.statusCode} ${STATUS_TEXT[ie.statusCode] ?? 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
+/**
+ * Server options every service's fastify factory spreads: what Node's parser or fastify's router
+ * refuse before any route or error handler runs (bad framing, a URL that does not decode) is
+ * answered with the catalog's error body too, not fastify's own.
+ */
+export const protocolErrorOptions = {
+  clientErrorHandler,
+  frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void => {
+    void sendError(reply, toIngestError(err));
+  },
+} as const;
+
+const STATUS_TEXT: Readonly<Record<number, string>> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large' };
+
+/** Node's parser error codes (llhttp HPE_*, and its own timeouts) to catalog codes. */
+export function clientErrorOf(code: string | undefined): IngestError {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return ingestError('INGEST_ERR_HEADERS_TOO_LARGE');
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return ingestError('INGEST_ERR_CHUNK_EXTENSIONS_TOO_LARGE');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return ingestError('INGEST_ERR_REQUEST_TIMEOUT');
+    default:
+      return ingestError('INGEST_ERR_MALFORMED_REQUEST', [(code ?? 'unknown').slice(0, 64)]);
+  }
 }
 
 /** Polled, not served: a span per probe or scrape would only be noise. */

@@ -12,6 +12,8 @@ export interface ServiceProcess {
   name: ServiceName;
   child: ChildProcess;
   url: string;
+  /** The admin listener (/metrics, /status), on loopback. */
+  adminUrl: string;
   /** SIGTERM and wait (drains); SIGKILL after the grace period. Idempotent. */
   stop(graceMs?: number): Promise<void>;
   /** kill -9, for crash tests. */
@@ -22,22 +24,27 @@ export interface ServiceProcess {
 export interface StartOptions {
   env: Record<string, string>;
   port: number;
+  /** The admin listener's port; default: a free one, so two stacks on one machine never collide. */
+  adminPort?: number;
   /** Where stdout/stderr go; 'inherit' to share the terminal. */
   logFile?: string | 'inherit';
   readyTimeoutMs?: number;
 }
 
 const PORT_ENV: Record<ServiceName, string> = { edge: 'EDGE_PORT', normalizer: 'NORMALIZER_PORT', 'sink-writer': 'SINK_PORT' };
+const ADMIN_PORT_ENV: Record<ServiceName, string> = { edge: 'EDGE_ADMIN_PORT', normalizer: 'NORMALIZER_ADMIN_PORT', 'sink-writer': 'SINK_ADMIN_PORT' };
 
 export async function startService(name: ServiceName, opts: StartOptions): Promise<ServiceProcess> {
   const main = path.join(REPO_ROOT, 'services', name, 'src', 'main.ts');
+  const adminPort = opts.adminPort ?? (await freePort());
   let out: WriteStream | undefined;
   const stdio: 'inherit' | ['ignore', 'pipe', 'pipe'] = opts.logFile === 'inherit' ? 'inherit' : ['ignore', 'pipe', 'pipe'];
   // node itself with tsx loaded in-process: the child *is* the service, so a signal (or kill -9)
   // reaches it, not a wrapper that would leave the service running.
   const child = spawn(process.execPath, ['--import', 'tsx', main], {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...opts.env, [PORT_ENV[name]]: String(opts.port) },
+    // The supervisor probes the admin listener on loopback, whatever ADMIN_HOST the environment has.
+    env: { ...process.env, ...opts.env, [PORT_ENV[name]]: String(opts.port), [ADMIN_PORT_ENV[name]]: String(adminPort) },
     stdio,
   });
   if (opts.logFile && opts.logFile !== 'inherit') {
@@ -78,7 +85,7 @@ export async function startService(name: ServiceName, opts: StartOptions): Promi
     await exited;
     out?.end();
   };
-  return { name, child, url, stop, kill9, exited };
+  return { name, child, url, adminUrl: `http://127.0.0.1:${adminPort}`, stop, kill9, exited };
 }
 
 function killPid(pid: number | undefined): void {
@@ -131,6 +138,8 @@ export interface Stack {
 export interface StackOptions {
   env: Record<string, string>;
   ports: { edge: number; normalizer: number; sink: number };
+  /** Admin listener ports; default: free ones. */
+  adminPorts?: { edge: number; normalizer: number; sink: number };
   logDir?: string | 'inherit';
 }
 
@@ -143,10 +152,10 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     SINK_PORT: String(o.ports.sink),
   };
   const log = (n: string) => (o.logDir === 'inherit' ? 'inherit' : o.logDir ? path.join(o.logDir, `${n}.log`) : undefined);
-  const opt = (n: string, port: number): StartOptions => ({ env, port, ...(log(n) ? { logFile: log(n) as string } : {}) });
-  const sink = await startService('sink-writer', opt('sink-writer', o.ports.sink));
-  const normalizer = await startService('normalizer', opt('normalizer', o.ports.normalizer));
-  const edge = await startService('edge', opt('edge', o.ports.edge));
+  const opt = (n: string, port: number, adminPort: number | undefined): StartOptions => ({ env, port, ...(adminPort !== undefined ? { adminPort } : {}), ...(log(n) ? { logFile: log(n) as string } : {}) });
+  const sink = await startService('sink-writer', opt('sink-writer', o.ports.sink, o.adminPorts?.sink));
+  const normalizer = await startService('normalizer', opt('normalizer', o.ports.normalizer, o.adminPorts?.normalizer));
+  const edge = await startService('edge', opt('edge', o.ports.edge, o.adminPorts?.edge));
   const stack: Stack = {
     edge,
     normalizer,

@@ -9,6 +9,8 @@ export interface StartNginxOptions {
   legacyUpstream: string;
   /** Where `ingestctl cutover` renders the map; default under the nginx run dir. */
   cutoverDir?: string;
+  /** Sent to the edge as x-ingest-lb-secret (the edge's LB_SHARED_SECRET). */
+  lbSecret?: string;
 }
 
 export interface NginxHandle {
@@ -44,6 +46,7 @@ export async function startNginx(opts: StartNginxOptions): Promise<NginxHandle> 
   const port = opts.port ?? portFromEnv('NGINX_PORT', 18880);
   const env: Record<string, string> = { NGINX_PORT: String(port), EDGE_UPSTREAM: opts.edgeUpstream, LEGACY_UPSTREAM: opts.legacyUpstream };
   if (opts.cutoverDir) env['CUTOVER_NGINX_DIR'] = opts.cutoverDir;
+  if (opts.lbSecret) env['LB_SHARED_SECRET'] = opts.lbSecret;
   await runLocalScript('deploy/local/nginx.sh', ['start'], env, START_TIMEOUT_MS);
   const said = await runLocalScript('deploy/local/nginx.sh', ['env'], env, 10_000);
   const vars = parseEnvLines(said);

@@ -4,12 +4,14 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { loadConfig, type IngestConfig } from '@ingest/config';
+import { adminListener } from '@ingest/observability';
 import type { DurableLog } from '@ingest/log';
 import type { TelemetryStore } from '@ingest/storage';
 import { addTenantKey } from '@ingest/tenants';
 import { buildEdge } from '@ingest/edge';
 import { buildNormalizer } from '@ingest/normalizer';
 import { buildSinkWriter } from '@ingest/sink-writer';
+import { waitUntil } from './wait.ts';
 
 export interface InProcessStackOptions {
   /** Extra environment for loadConfig (KAFKA_BROKERS, budgets, limits...). */
@@ -31,6 +33,10 @@ export interface InProcessStack {
   sink: FastifyInstance;
   edgeUrl: string;
   sinkUrl: string;
+  /** Admin listeners (/metrics, /status), each on its own port as in production. */
+  edgeAdminUrl: string;
+  normalizerAdminUrl: string;
+  sinkAdminUrl: string;
   tenant(id: string, limits?: { entriesPerSecond?: number; bytesPerSecond?: number; requestsPerSecond?: number }): Promise<string>;
   /** Waits until the loader has loaded everything in the log (lag 0), bounded. */
   waitLoaded(timeoutMs?: number): Promise<void>;
@@ -50,6 +56,7 @@ export async function startInProcessStack(o: InProcessStackOptions = {}): Promis
   const config: IngestConfig = { ...base, normalizer: { ...base.normalizer, sinkUrl }, edge: { ...base.edge, normalizerUrl } };
   const edge = await buildEdge({ config: config.edge, logger: false, tenantsReloadMs: 200, ...(o.redis ? { redis: o.redis } : {}) });
   const edgeUrl = await edge.listen({ host: '127.0.0.1', port: o.edgePort ?? 0 });
+  const [edgeAdminUrl, normalizerAdminUrl, sinkAdminUrl] = await Promise.all([edge, normalizer, sink].map((app) => adminListener(app).listen({ host: '127.0.0.1', port: 0 })));
 
   const admin: Record<string, string> = config.sink.internalToken ? { 'x-ingest-internal-token': config.sink.internalToken } : {};
   let closed = false;
@@ -61,16 +68,13 @@ export async function startInProcessStack(o: InProcessStackOptions = {}): Promis
     sink,
     edgeUrl,
     sinkUrl,
+    edgeAdminUrl: edgeAdminUrl as string,
+    normalizerAdminUrl: normalizerAdminUrl as string,
+    sinkAdminUrl: sinkAdminUrl as string,
     async tenant(id, limits) {
       const { apiKey } = await addTenantKey(config.edge.tenantsFile, id, limits);
-      // The edge polls the file every 200 ms here; wait until this key works.
-      const deadline = Date.now() + 5000;
-      while (Date.now() < deadline) {
-        const r = await edge.inject({ method: 'POST', url: '/v2/ingest', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'text/plain' }, payload: 'x' });
-        if (r.statusCode !== 401) return apiKey;
-        await new Promise((res) => setTimeout(res, 50));
-      }
-      throw new Error(`key for ${id} not picked up by the edge`);
+      await waitForKey(edge, apiKey, id);
+      return apiKey;
     },
     async waitLoaded(timeoutMs = 60_000) {
       await waitLoaded(sinkUrl, timeoutMs, admin);
@@ -89,6 +93,17 @@ export async function startInProcessStack(o: InProcessStackOptions = {}): Promis
       if (ownDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Waits until an edge, which polls its tenants file, takes `apiKey`. The probe is refused after
+ * authentication (a content type no route takes), so it ingests nothing.
+ */
+export async function waitForKey(edge: FastifyInstance, apiKey: string, what = 'the key'): Promise<void> {
+  await waitUntil(`${what} to be taken by the edge`, async () => {
+    const r = await edge.inject({ method: 'POST', url: '/v2/ingest', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'text/plain' }, payload: 'x' });
+    return r.statusCode !== 401;
+  }, 10_000, 50);
 }
 
 export async function waitLoaded(sinkUrl: string, timeoutMs = 60_000, headers: Record<string, string> = {}): Promise<void> {

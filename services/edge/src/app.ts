@@ -4,13 +4,14 @@ import type { Redis } from 'ioredis';
 import { HEADERS, IngestError, ROUTES, ingestError, type IngestResult, type NormalizeRequest } from '@ingest/contracts';
 import type { EdgeConfig } from '@ingest/config';
 import { FairBudget, retryAfterSeconds, type Lease } from '@ingest/queue';
-import { createServiceMetrics, installServiceBasics, serverLogOptions, type LoggingOptions, sendError, traceHeaders } from '@ingest/observability';
+import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, type LoggingOptions, sendError, traceHeaders } from '@ingest/observability';
 import { KeyIndex, bearerToken, type Principal } from './auth/key-index.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
 import { HopClient } from '@ingest/internal-http';
 import { MemoryRateStore, type RateStore, type TakeResult } from './rate/rate-store.ts';
 import { RedisRateStore } from './rate/redis-rate-store.ts';
 import { CutoverGate, type CutoverOptions } from './cutover/gate.ts';
+import { TrustedHops } from './cutover/trusted-hop.ts';
 
 export interface EdgeOptions {
   config: EdgeConfig;
@@ -43,6 +44,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     bodyLimit: cfg.bodyLimitBytes,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
+    // What Node's parser or the router refuse is answered with a catalog code too.
+    ...protocolErrorOptions,
     // Our onRequest hook answers requests that arrive while draining, with a code and Retry-After.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
@@ -60,6 +63,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   installServiceBasics(app, {
     service: 'edge',
     metrics,
+    internalToken: cfg.internalToken,
     readiness: () => ({
       ready: !closing && keys.lastError === undefined,
       checks: { tenants: keys.lastError ?? `ok (${keys.tenantCount()} tenants)` },
@@ -70,6 +74,12 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
 
   app.decorateRequest('principal', undefined);
   app.decorateRequest('readLease', undefined);
+
+  // Before any other hook reads them: routing headers count only from the load balancer.
+  const hops = new TrustedHops(cfg.trustedHops);
+  app.addHook('onRequest', async (req) => {
+    hops.scrub(req);
+  });
 
   const discard = (tenant: string, code: string, n: number) => metrics.discarded.inc({ tenant, reason: code }, n);
 

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { loadConfig } from '@ingest/config';
-import { startTracing } from '@ingest/observability';
+import { adminListener, startTracing } from '@ingest/observability';
 import { runMain, serveUntilSignal } from '@ingest/supervisor';
 import { buildEdge } from './app.ts';
 
@@ -10,6 +10,8 @@ runMain(async () => {
   const tracing = await startTracing({ serviceName: 'edge', ...config.tracing });
   const redis = config.backends.redisUrl ? new Redis(config.backends.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false }) : undefined;
   const app = await buildEdge({ logging: config.logging, config: config.edge, ...(redis ? { redis } : {}) });
+  // Metrics and status listen apart from the public port (loopback unless ADMIN_HOST says otherwise).
+  await adminListener(app).listen({ host: config.edge.adminHost, port: config.edge.adminPort });
   await serveUntilSignal(app, { host: config.edge.host, port: config.edge.port }, async () => {
     redis?.disconnect();
     await tracing.shutdown();

@@ -14,7 +14,7 @@ import {
 import type { NormalizerConfig } from '@ingest/config';
 import { HopClient } from '@ingest/internal-http';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
-import { createServiceMetrics, installServiceBasics, serverLogOptions, traceHeaders, type LoggingOptions } from '@ingest/observability';
+import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, traceHeaders, type LoggingOptions } from '@ingest/observability';
 import { normalizeEntry } from './rules/index.ts';
 
 export interface NormalizerOptions {
@@ -33,6 +33,8 @@ export async function buildNormalizer(opts: NormalizerOptions): Promise<FastifyI
     bodyLimit: 256 * 1024 * 1024,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
+    // What Node's parser or the router refuse is answered with a catalog code too.
+    ...protocolErrorOptions,
   });
   const metrics = createServiceMetrics('normalizer', { defaultMetrics: opts.logger !== false });
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });

@@ -5,7 +5,7 @@ import type { BackendConfig, SinkConfig } from '@ingest/config';
 import { LogUnavailableError, openLog, type DurableLog, type LogMessage } from '@ingest/log';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
 import { TABLES, TelemetryStore, type TableName } from '@ingest/storage';
-import { createServiceMetrics, installServiceBasics, serverLogOptions, traceChild, traceHeaders, type LoggingOptions } from '@ingest/observability';
+import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, traceChild, traceHeaders, type LoggingOptions } from '@ingest/observability';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { LogBatcher } from './batch/log-batcher.ts';
 import { ClickHouseLoader } from './loader/clickhouse-loader.ts';
@@ -36,6 +36,8 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
     bodyLimit: 512 * 1024 * 1024,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
+    // What Node's parser or the router refuse is answered with a catalog code too.
+    ...protocolErrorOptions,
   });
   const metrics = createServiceMetrics('sink-writer', { defaultMetrics: opts.logger !== false });
   const tornTails = new Counter({ name: 'ingest_log_torn_tail_total', help: 'Torn or corrupt log tails cut back at start', registers: [metrics.registry] });

@@ -13,11 +13,16 @@ const env = (k: string): string => {
 
 const n = Number(env('FLUSHED'));
 const client = await IngestClient.open({ walDir: env('WAL_DIR'), endpoint: env('ENDPOINT'), apiKey: env('API_KEY'), maxBatchSize: 500, maxInFlight: 2, fsync: 'perBatch' });
-for (let i = 0; i < n; i++) {
-  client.record({ id: `f-${i}`, type: 'log', app: 'crash', data: { level: 'info', message: `flushed ${i}` } });
-  // Paced, so delivery runs alongside: at the kill some flushed entries are acked, some not.
-  if (i % 1000 === 999) await new Promise((r) => setTimeout(r, 10));
+const half = Math.floor(n / 2);
+for (let i = 0; i < half; i++) client.record({ id: `f-${i}`, type: 'log', app: 'crash', data: { level: 'info', message: `flushed ${i}` } });
+// The test's point is a kill with some flushed entries acked and some not: wait (bounded) until the
+// first batch is acked rather than hope a pause was long enough on a busy machine.
+const deadline = Date.now() + 120_000;
+while (client.stats().exportedTotal === 0) {
+  if (Date.now() > deadline) throw new Error('nothing was exported within 120 s');
+  await new Promise((r) => setTimeout(r, 20));
 }
+for (let i = half; i < n; i++) client.record({ id: `f-${i}`, type: 'log', app: 'crash', data: { level: 'info', message: `flushed ${i}` } });
 await client.flush();
 process.stdout.write(`FLUSHED ${n} exported=${client.stats().exportedTotal}\n`);
 let j = 0;

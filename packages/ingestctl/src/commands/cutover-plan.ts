@@ -117,7 +117,7 @@ function legacyText(l: LegacyView): string {
 /** The check as plan lines (indented by the caller). */
 export function formatEdgeCheck(c: EdgeCheck): string[] {
   const lines: string[] = ['edges (each from its own view of legacy):'];
-  if (c.edges.length === 0) lines.push('  not checked: CUTOVER_EDGE_URLS is not set (e.g. http://127.0.0.1:8080 for pnpm start)');
+  if (c.edges.length === 0) lines.push('  not checked: CUTOVER_EDGE_URLS is not set (the edges\' admin URLs, e.g. http://127.0.0.1:9080 for pnpm start)');
   for (const e of c.edges) {
     if (!e.checked) {
       lines.push(`  ${e.url}: not checked — ${e.reason}`);

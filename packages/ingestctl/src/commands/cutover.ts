@@ -55,7 +55,8 @@ Environment:
   NGINX_BIN NGINX_PID     default nginx, PREFIX/nginx.pid (to wait for old workers to stop accepting)
   NGINX_URL               nginx base URL, to read /_cutover/generation after a reload
   CUTOVER_ENVOY_RDS       also render envoy's route file here (deploy/envoy)
-  CUTOVER_EDGE_URLS       every edge (comma list): checked before a change, waited for after it;
+  CUTOVER_EDGE_URLS       every edge's admin URL (comma list; EDGE_ADMIN_PORT, 9080): checked before a
+                          change, waited for after it;
                           unset: changes are refused unless --force (then CUTOVER_EDGE_SETTLE_MS, 1500)
   LEGACY_COUNT_URL        legacy's count endpoint for parity (see runbooks/cutover.md)
   CLICKHOUSE_URL | SINK_URL  where v2 counts are read (as \`ingestctl query\`)

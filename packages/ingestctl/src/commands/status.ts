@@ -5,7 +5,10 @@ const HELP = `ingestctl status — health, budget use and loader lag of each ser
 
   ingestctl status [--json]
 
-Service URLs: EDGE_URL, NORMALIZER_URL, SINK_URL (defaults: 127.0.0.1 ports 8080, 8081, 8082).
+Service URLs: EDGE_URL, NORMALIZER_URL, SINK_URL (defaults: 127.0.0.1 ports 8080, 8081, 8082) for
+/healthz and /readyz; EDGE_ADMIN_URL, NORMALIZER_ADMIN_URL, SINK_ADMIN_URL (defaults: 127.0.0.1 ports
+EDGE_ADMIN_PORT 9080, NORMALIZER_ADMIN_PORT 9081, SINK_ADMIN_PORT 9082) for /status, which the services
+serve only on their admin listeners.
 Exit code: 0 every service ready, 1 one is up but not ready, 3 one did not answer.`;
 
 interface ServiceStatus {
@@ -18,13 +21,15 @@ interface ServiceStatus {
   error?: string;
 }
 
-async function probe(service: string, url: string): Promise<ServiceStatus> {
-  const get = async (p: string) => {
-    const r = await fetch(new URL(p, url), { signal: AbortSignal.timeout(5000) });
+async function probe(service: string, url: string, adminUrl: string): Promise<ServiceStatus> {
+  const get = async (base: string, p: string) => {
+    const r = await fetch(new URL(p, base), { signal: AbortSignal.timeout(5000) });
     return { ok: r.ok, body: (await r.json()) as Record<string, unknown> };
   };
   try {
-    const [h, r, s] = await Promise.all([get('/healthz'), get('/readyz'), get('/status')]);
+    // An unreachable admin listener (wrong *_ADMIN_URL, or run from another host) is not a service
+    // that is down: health and readiness still come from the public port.
+    const [h, r, s] = await Promise.all([get(url, '/healthz'), get(url, '/readyz'), get(adminUrl, '/status').catch((e: unknown) => ({ ok: false, body: { error: `admin listener ${adminUrl}: ${(e as Error).message}` } }))]);
     return { service, url, healthy: h.ok, ready: r.ok, checks: r.body['checks'] as Record<string, string>, status: s.body };
   } catch (e) {
     return { service, url, healthy: false, ready: false, error: (e as Error).message };
@@ -53,7 +58,12 @@ export const status: Command = {
       normalizer: e['NORMALIZER_URL'] ?? `http://127.0.0.1:${e['NORMALIZER_PORT'] ?? 8081}`,
       'sink-writer': e['SINK_URL'] ?? `http://127.0.0.1:${e['SINK_PORT'] ?? 8082}`,
     };
-    const all = await Promise.all(Object.entries(urls).map(([n, u]) => probe(n, u)));
+    const admin: Record<keyof typeof urls, string> = {
+      edge: e['EDGE_ADMIN_URL'] ?? `http://127.0.0.1:${e['EDGE_ADMIN_PORT'] ?? 9080}`,
+      normalizer: e['NORMALIZER_ADMIN_URL'] ?? `http://127.0.0.1:${e['NORMALIZER_ADMIN_PORT'] ?? 9081}`,
+      'sink-writer': e['SINK_ADMIN_URL'] ?? `http://127.0.0.1:${e['SINK_ADMIN_PORT'] ?? 9082}`,
+    };
+    const all = await Promise.all((Object.keys(urls) as Array<keyof typeof urls>).map((n) => probe(n, urls[n], admin[n])));
     if (values.json) {
       io.out(JSON.stringify({ services: all }));
     } else {

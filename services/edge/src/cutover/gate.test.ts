@@ -6,7 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '@ingest/config';
 import { addTenantKey, setTenantRoute } from '@ingest/tenants';
 import { buildEdge } from '../app.ts';
+import { adminListener } from '@ingest/observability';
 import { decide, type CutoverOptions } from './gate.ts';
+import { LB_SECRET_HEADER } from './trusted-hop.ts';
 
 describe('decide', () => {
   it('no migration configured: everything live; mirror copies always to the mirror table, never live', () => {
@@ -25,8 +27,11 @@ interface Seen {
   version: string | undefined;
   mirror: string | undefined;
   forwardedBy: string | undefined;
+  lbSecret?: string | undefined;
   body: string;
 }
+
+const LB_SECRET = 'the-load-balancers-own-secret-42';
 
 /** A real HTTP server standing in for the normalizer or legacy, recording what reached it. */
 async function recorder(answer: (seen: Seen) => { status: number; body: unknown }, delayMs = 0): Promise<{ url: string; seen: Seen[]; app: FastifyInstance }> {
@@ -39,6 +44,7 @@ async function recorder(answer: (seen: Seen) => { status: number; body: unknown 
       version: req.headers['x-ingest-version'] as string | undefined,
       mirror: req.headers['x-ingest-mirror'] as string | undefined,
       forwardedBy: req.headers['x-ingest-forwarded-by'] as string | undefined,
+      ...(req.headers[LB_SECRET_HEADER] !== undefined ? { lbSecret: req.headers[LB_SECRET_HEADER] as string } : {}),
       body: typeof req.body === 'string' ? req.body : JSON.stringify(req.body),
     };
     seen.push(s);
@@ -55,13 +61,13 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 
-async function setup(o: { legacy?: boolean; file?: boolean; maxLegacyInflight?: number; bodyLimit?: string; legacyDelayMs?: number } = {}) {
+async function setup(o: { legacy?: boolean; file?: boolean; maxLegacyInflight?: number; bodyLimit?: string; legacyDelayMs?: number; env?: Record<string, string> } = {}) {
   const dir = await mkdtemp(path.join(tmpdir(), 'edge-cutover-'));
   const normalizer = await recorder(() => ({ status: 200, body: { accepted: 1, rejected: [] } }));
   closers.push(() => normalizer.app.close());
   const legacy = await recorder(() => ({ status: 202, body: { legacy: true } }), o.legacyDelayMs ?? 0);
   closers.push(() => legacy.app.close());
-  const config = loadConfig({ INGEST_DATA_DIR: dir, NORMALIZER_URL: normalizer.url, ...(o.bodyLimit ? { EDGE_BODY_LIMIT: o.bodyLimit } : {}) }).edge;
+  const config = loadConfig({ INGEST_DATA_DIR: dir, NORMALIZER_URL: normalizer.url, ...(o.bodyLimit ? { EDGE_BODY_LIMIT: o.bodyLimit } : {}), ...o.env }).edge;
   const files = { tenantsFile: config.tenantsFile, cutoverFile: path.join(dir, 'cutover.json') };
   const { apiKey: v2Key } = await addTenantKey(files.tenantsFile, 'cut');
   const { apiKey: oldKey } = await addTenantKey(files.tenantsFile, 'old');
@@ -69,8 +75,8 @@ async function setup(o: { legacy?: boolean; file?: boolean; maxLegacyInflight?: 
   const cutover: CutoverOptions = { file: files.cutoverFile, reloadMs: 50, ...(o.legacy !== false ? { legacyUrl: legacy.url } : {}), ...(o.maxLegacyInflight ? { maxLegacyInflight: o.maxLegacyInflight } : {}) };
   const edge = await buildEdge({ config, logger: false, cutover });
   closers.push(() => edge.close());
-  const post = (key: string, headers: Record<string, string> = {}, payload = '[{"type":"log","timestamp":1,"data":{"message":"m"}}]') =>
-    edge.inject({ method: 'POST', url: '/v2/ingest', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers }, payload });
+  const post = (key: string, headers: Record<string, string> = {}, payload = '[{"type":"log","timestamp":1,"data":{"message":"m"}}]', remoteAddress = '203.0.113.7') =>
+    edge.inject({ method: 'POST', url: '/v2/ingest', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers }, payload, remoteAddress });
   return { edge, normalizer, legacy, files, v2Key, oldKey, post };
 }
 
@@ -94,12 +100,39 @@ describe('the edge enforces the cut-over set', () => {
     expect(s.normalizer.seen).toEqual([]);
   });
 
-  it('a mirror copy goes down the v2 path marked for the mirror table, whatever the tenant state', async () => {
-    const s = await setup();
-    expect((await s.post(s.oldKey, { 'x-ingest-mirror': '1' })).statusCode).toBe(200);
-    expect((await s.post(s.v2Key, { 'x-ingest-mirror': '1' })).statusCode).toBe(200);
+  it('a mirror copy from the load balancer (shared secret) goes down the v2 path marked for the mirror table, whatever the tenant state', async () => {
+    const s = await setup({ env: { LB_SHARED_SECRET: LB_SECRET } });
+    expect((await s.post(s.oldKey, { 'x-ingest-mirror': '1', [LB_SECRET_HEADER]: LB_SECRET })).statusCode).toBe(200);
+    expect((await s.post(s.v2Key, { 'x-ingest-mirror': '1', [LB_SECRET_HEADER]: LB_SECRET })).statusCode).toBe(200);
     expect(s.normalizer.seen.map((x) => x.version)).toEqual(['v2-mirror', 'v2-mirror']);
     expect(s.legacy.seen).toEqual([]);
+  });
+
+  it('a producer cannot mark its own traffic as mirrored: without the secret, or with a wrong one, x-ingest-mirror is ignored and entries go live', async () => {
+    const s = await setup({ env: { LB_SHARED_SECRET: LB_SECRET } });
+    expect((await s.post(s.v2Key, { 'x-ingest-mirror': '1' })).statusCode).toBe(200);
+    expect((await s.post(s.v2Key, { 'x-ingest-mirror': '1', [LB_SECRET_HEADER]: 'x'.repeat(LB_SECRET.length) })).statusCode).toBe(200);
+    // Forged from 127.0.0.1 too: a loopback peer is not trusted unless TRUSTED_PROXIES says so.
+    expect((await s.post(s.v2Key, { 'x-ingest-mirror': '1' }, undefined, '127.0.0.1')).statusCode).toBe(200);
+    expect(s.normalizer.seen.map((x) => x.version)).toEqual(['v2', 'v2', 'v2']);
+    // Nothing configured: nobody is trusted.
+    const open = await setup();
+    expect((await open.post(open.v2Key, { 'x-ingest-mirror': '1', [LB_SECRET_HEADER]: LB_SECRET })).statusCode).toBe(200);
+    expect(open.normalizer.seen.map((x) => x.version)).toEqual(['v2']);
+  });
+
+  it('a peer in TRUSTED_PROXIES (socket address, not X-Forwarded-For) may mark a mirror copy; anyone else may not', async () => {
+    const s = await setup({ env: { TRUSTED_PROXIES: '10.1.0.0/16, 192.0.2.1' } });
+    expect((await s.post(s.v2Key, { 'x-ingest-mirror': '1' }, undefined, '10.1.2.3')).statusCode).toBe(200);
+    expect((await s.post(s.v2Key, { 'x-ingest-mirror': '1' }, undefined, '::ffff:192.0.2.1')).statusCode).toBe(200);
+    expect((await s.post(s.v2Key, { 'x-ingest-mirror': '1', 'x-forwarded-for': '10.1.2.3' }, undefined, '10.2.0.1')).statusCode).toBe(200);
+    expect(s.normalizer.seen.map((x) => x.version)).toEqual(['v2-mirror', 'v2-mirror', 'v2']);
+  });
+
+  it('the secret never travels on to legacy (the edge drops it once checked)', async () => {
+    const s = await setup({ env: { LB_SHARED_SECRET: LB_SECRET } });
+    expect((await s.post(s.oldKey, { [LB_SECRET_HEADER]: LB_SECRET })).statusCode).toBe(202);
+    expect(s.legacy.seen.map((x) => x.lbSecret)).toEqual([undefined]);
   });
 
   it('rollback takes effect at the edge within its poll interval', async () => {
@@ -114,7 +147,7 @@ describe('the edge enforces the cut-over set', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     expect(status).toBe(202);
-    const snap = (await s.edge.inject({ method: 'GET', url: '/status' })).json<{ cutover: { generation: number; enforcing: boolean } }>().cutover;
+    const snap = (await adminListener(s.edge).inject({ method: 'GET', url: '/status' })).json<{ cutover: { generation: number; enforcing: boolean } }>().cutover;
     expect(snap).toMatchObject({ generation: 2, enforcing: true });
   });
 
@@ -149,15 +182,15 @@ describe('the edge enforces the cut-over set', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     expect(codes).toEqual([200, 200]);
-    const snap = (await s.edge.inject({ method: 'GET', url: '/status' })).json<{ cutover: { generation: number; enforcing: boolean } }>().cutover;
+    const snap = (await adminListener(s.edge).inject({ method: 'GET', url: '/status' })).json<{ cutover: { generation: number; enforcing: boolean } }>().cutover;
     expect(snap).toMatchObject({ generation: 2, enforcing: false });
     expect(s.legacy.seen).toEqual([]);
   });
 
-  it('/status says whether LEGACY_URL is configured and reachable from this edge', async () => {
+  it('/status (admin listener) says whether LEGACY_URL is configured and reachable from this edge', async () => {
     const s = await setup();
     type Snap = { cutover: { legacy: { configured: boolean; reachable: boolean | null; error?: string } } };
-    const status = async () => (await s.edge.inject({ method: 'GET', url: '/status' })).json<Snap>().cutover.legacy;
+    const status = async () => (await adminListener(s.edge).inject({ method: 'GET', url: '/status' })).json<Snap>().cutover.legacy;
     expect(await status()).toMatchObject({ configured: true, reachable: true });
     await s.legacy.app.close();
     // Probes are cached for a second: wait for one that sees legacy gone, with a bound.
@@ -171,7 +204,7 @@ describe('the edge enforces the cut-over set', () => {
     expect(got.error).toBeDefined();
 
     const none = await setup({ legacy: false });
-    const snap = (await none.edge.inject({ method: 'GET', url: '/status' })).json<Snap>().cutover.legacy;
+    const snap = (await adminListener(none.edge).inject({ method: 'GET', url: '/status' })).json<Snap>().cutover.legacy;
     expect(snap).toMatchObject({ configured: false, reachable: null, error: 'LEGACY_URL is not set' });
   });
 
@@ -203,7 +236,7 @@ describe('the edge enforces the cut-over set', () => {
     await new Promise((r) => setTimeout(r, 150));
     expect((await s.post(s.v2Key)).statusCode).toBe(200);
     expect((await s.post(s.oldKey)).statusCode).toBe(202);
-    const snap = (await s.edge.inject({ method: 'GET', url: '/status' })).json<{ cutover: { error?: string } }>().cutover;
+    const snap = (await adminListener(s.edge).inject({ method: 'GET', url: '/status' })).json<{ cutover: { error?: string } }>().cutover;
     expect(snap.error).toBeDefined();
   });
 });
