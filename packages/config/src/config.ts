@@ -80,6 +80,8 @@ export interface SinkConfig {
   loaderMaxWaitMs: number;
   /** Set false to run a sink writer that only produces (e.g. a replica without a loader). */
   loaderEnabled: boolean;
+  /** Attempts at a batch ClickHouse refuses for its data before its refused rows are dead-lettered. */
+  loaderRefusedAttempts: number;
 }
 
 export interface LoggingConfig {
@@ -183,6 +185,7 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       loaderBatchBytes: r.bytes('LOADER_BATCH_BYTES', 16 * 1024 * 1024),
       loaderMaxWaitMs: r.int('LOADER_MAX_WAIT_MS', 200, { min: 0 }),
       loaderEnabled: r.oneOf('LOADER_ENABLED', ['true', 'false'] as const, 'true') === 'true',
+      loaderRefusedAttempts: r.int('LOADER_REFUSED_ATTEMPTS', 3, { min: 1, max: 100 }),
     },
   };
   // "collector:4318" parses as a URL with scheme "collector:"; the exporter speaks HTTP only.
