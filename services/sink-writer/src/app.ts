@@ -9,6 +9,7 @@ import { createServiceMetrics, installServiceBasics, serverLogOptions, traceChil
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { LogBatcher } from './batch/log-batcher.ts';
 import { ClickHouseLoader } from './loader/clickhouse-loader.ts';
+import { DayGate } from './loader/day-gate.ts';
 import { registerReplayRoutes } from './replay/routes.ts';
 
 /**
@@ -84,6 +85,8 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
   const mirrored = new LogBatcher(producer, { topic: mirrorTopic, ...batchOpts });
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
 
+  // The live loader and promote share it: a promote holds its day so no insert is replaced away.
+  const liveGate = new DayGate();
   let loader: ClickHouseLoader | undefined;
   let mirrorLoader: ClickHouseLoader | undefined;
   let lastLoadError: string | undefined;
@@ -114,7 +117,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
         for (const r of refused) deadLettered.inc({ reason: r.refusal.type });
         app.log.error({ partition: b.partition, firstOffset: b.firstOffset, lastOffset: b.lastOffset, offsets: refused.map((r) => r.row.log_offset).slice(0, 20), reason: refused[0]?.refusal.type }, 'entries refused by ClickHouse sent to the dead-letter topic');
       },
-    }, { deadLetter: { producer, topic: be.dlqTopic }, refusedAttempts: cfg.loaderRefusedAttempts });
+    }, { deadLetter: { producer, topic: be.dlqTopic }, refusedAttempts: cfg.loaderRefusedAttempts, gate: liveGate });
     loader.start();
     const mirrorConsumer = log.consumer({
       group: `${cfg.loaderGroup}.mirror`,
@@ -216,7 +219,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
     return store.rowStats(tableParam(q.table), q.tenant);
   });
   app.get('/admin/v1/lag', async () => lag());
-  registerReplayRoutes(app, { log, admin, store, producer, topic: be.topic, dataDir: be.dataDir });
+  registerReplayRoutes(app, { log, admin, store, producer, topic: be.topic, dataDir: be.dataDir, liveGate });
 
   app.addHook('preClose', async () => {
     closing = true;

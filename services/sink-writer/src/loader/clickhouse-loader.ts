@@ -2,6 +2,7 @@ import type { DeadLetter, NormalizedEntry } from '@ingest/contracts';
 import { HEADERS } from '@ingest/contracts';
 import type { LogConsumer, LogMessage, LogProducer, MessageBatch } from '@ingest/log';
 import { insertRefusal, toRow, type InsertRefusal, type TableName, type TelemetryRow, type TelemetryStore } from '@ingest/storage';
+import { daysOf, type DayGate } from './day-gate.ts';
 
 /**
  * The dedup token of a block: the log range it came from. A retry of the same range (after a
@@ -45,6 +46,8 @@ export interface LoaderOptions {
    * More than one so a refusal caused by a transient server state is not mistaken for bad data.
    */
   refusedAttempts?: number;
+  /** Shared with promote, which holds a day so no insert lands between its check and its REPLACE. */
+  gate?: DayGate;
 }
 
 export const DEFAULT_REFUSED_ATTEMPTS = 3;
@@ -88,9 +91,21 @@ export class ClickHouseLoader {
     const t0 = performance.now();
     const rows = batchToRows(batch, (off, reason) => this.hooks.onBadMessage?.(batch, off, reason));
     const token = dedupToken(batch);
-    let refusedRows = 0;
+    const leave = this.opts.gate && rows.length > 0 ? await this.opts.gate.enter(daysOf(rows)) : undefined;
+    let refusedRows: number;
+    try {
+      refusedRows = await this.insertOrSplit(batch, rows, token);
+    } finally {
+      leave?.();
+    }
+    this.hooks.onInserted?.(batch, rows.length - refusedRows, performance.now() - t0);
+  }
+
+  /** Inserts the batch; returns how many of its rows were refused and dead-lettered instead. */
+  private async insertOrSplit(batch: MessageBatch, rows: TelemetryRow[], token: string): Promise<number> {
     try {
       await this.store.insert(this.table, rows, token);
+      return 0;
     } catch (e) {
       this.hooks.onError?.(batch, e);
       const dlq = this.opts.deadLetter;
@@ -109,10 +124,9 @@ export class ClickHouseLoader {
       const byOffset = new Map(batch.messages.map((m) => [m.offset, m.value]));
       await dlq.producer.send(dlq.topic, refused.map((r) => deadLetterMessage(batch, byOffset.get(r.row.log_offset), r.row, r.refusal)));
       this.refusals.delete(token);
-      refusedRows = refused.length;
       this.hooks.onDeadLettered?.(batch, refused);
+      return refused.length;
     }
-    this.hooks.onInserted?.(batch, rows.length - refusedRows, performance.now() - t0);
   }
 
   /**
