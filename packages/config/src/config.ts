@@ -61,6 +61,9 @@ export interface NormalizerConfig {
   inflightBytes: number;
   inflightEntries: number;
   downstreamTimeoutMs: number;
+  /** Per-entry label bounds (INGEST_ERR_ENTRY_LABELS beyond them): count, and keys plus values in UTF-8 bytes. */
+  maxLabels: number;
+  maxLabelBytes: number;
 }
 
 export interface SinkConfig {
@@ -170,6 +173,8 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       inflightBytes: r.bytes('NORMALIZER_INFLIGHT_BYTES', 256 * 1024 * 1024),
       inflightEntries: r.int('NORMALIZER_INFLIGHT_ENTRIES', 200_000, { min: 1 }),
       downstreamTimeoutMs: r.int('NORMALIZER_DOWNSTREAM_TIMEOUT_MS', 30_000, { min: 100 }),
+      maxLabels: r.int('NORMALIZER_MAX_LABELS', 32, { min: 1, max: 1000 }),
+      maxLabelBytes: r.bytes('NORMALIZER_MAX_LABEL_BYTES', 16 * 1024),
     },
     sink: {
       host,
@@ -196,6 +201,9 @@ export function loadConfig(env: Env = process.env): IngestConfig {
   r.oneOf('OTEL_TRACES_SAMPLER', ['parentbased_traceidratio'] as const, 'parentbased_traceidratio');
   if (cfg.sink.batchMaxBytes > cfg.sink.inflightBytes) {
     r.problem(`SINK_BATCH_MAX_BYTES (${cfg.sink.batchMaxBytes}) must not exceed SINK_INFLIGHT_BYTES (${cfg.sink.inflightBytes})`);
+  }
+  if (cfg.normalizer.maxLabelBytes < 64 || cfg.normalizer.maxLabelBytes > 1024 * 1024) {
+    r.problem(`NORMALIZER_MAX_LABEL_BYTES (${cfg.normalizer.maxLabelBytes}) must be between 64 bytes and 1 MiB`);
   }
   if (cfg.backends.kafkaBrokers && !cfg.backends.clickhouseUrl) {
     // Allowed, but worth knowing: the loader then writes to chDB on this machine.
