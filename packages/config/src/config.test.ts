@@ -66,4 +66,9 @@ describe('parseByteSize', () => {
     expect(() => loadConfig({ NORMALIZER_MAX_LABELS: '300000' })).toThrow(/NORMALIZER_MAX_LABELS/);
     expect(() => loadConfig({ NORMALIZER_MAX_LABEL_BYTES: '2GiB' })).toThrow(/NORMALIZER_MAX_LABEL_BYTES/);
   });
+
+  it('bounds every Redis command, 500 ms by default', () => {
+    expect(loadConfig({}).backends.redisCommandTimeoutMs).toBe(500);
+    expect(() => loadConfig({ REDIS_COMMAND_TIMEOUT_MS: '0' })).toThrow(/REDIS_COMMAND_TIMEOUT_MS/);
+  });
 });

@@ -11,6 +11,8 @@ export interface BackendConfig {
   clickhouseDatabase: string;
   /** Redis URL for shared rate state; otherwise in memory. */
   redisUrl: string | undefined;
+  /** Bound on each Redis command; past it the edge answers 503 (a hung Redis never hangs requests). */
+  redisCommandTimeoutMs: number;
   dataDir: string;
   topic: string;
   dlqTopic: string;
@@ -136,6 +138,7 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       clickhouseUrl: r.url('CLICKHOUSE_URL'),
       clickhouseDatabase: r.string('CLICKHOUSE_DATABASE', 'default'),
       redisUrl: r.url('REDIS_URL'),
+      redisCommandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 500, { min: 10, max: 10_000 }),
       dataDir,
       topic: r.string('LOG_TOPIC', TOPICS.telemetry),
       dlqTopic: r.string('LOG_DLQ_TOPIC', TOPICS.deadLetter),
