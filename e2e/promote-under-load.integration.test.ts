@@ -81,6 +81,7 @@ describe('shadow promote under concurrent ingest', () => {
       stop = true;
       await ingest;
     }
+    console.info(`promote under load: ${promoted} promotes executed, ${refused} refused by the check, ${acked} entries acknowledged meanwhile`);
     expect(failures).toEqual([]);
     expect(promoted, `promotes executed (${refused} refused by the check)`).toBe(WANTED_PROMOTES);
     expect(acked).toBeGreaterThan(0);
