@@ -78,4 +78,17 @@ describe('parseByteSize', () => {
     ['1.5KiB', 1536],
   ])('%s → %d', (s, n) => expect(parseByteSize(s)).toBe(n));
   it('rejects unknown units', () => expect(parseByteSize('3 furlongs')).toBeUndefined());
+
+  it('bounds labels per entry with defaults and refuses nonsense at start', () => {
+    expect(loadConfig({}).normalizer).toMatchObject({ maxLabels: 32, maxLabelBytes: 16 * 1024 });
+    expect(loadConfig({ NORMALIZER_MAX_LABELS: '64', NORMALIZER_MAX_LABEL_BYTES: '32KiB' }).normalizer).toMatchObject({ maxLabels: 64, maxLabelBytes: 32 * 1024 });
+    expect(() => loadConfig({ NORMALIZER_MAX_LABELS: '0' })).toThrow(/NORMALIZER_MAX_LABELS/);
+    expect(() => loadConfig({ NORMALIZER_MAX_LABELS: '300000' })).toThrow(/NORMALIZER_MAX_LABELS/);
+    expect(() => loadConfig({ NORMALIZER_MAX_LABEL_BYTES: '2GiB' })).toThrow(/NORMALIZER_MAX_LABEL_BYTES/);
+  });
+
+  it('bounds every Redis command, 500 ms by default', () => {
+    expect(loadConfig({}).backends.redisCommandTimeoutMs).toBe(500);
+    expect(() => loadConfig({ REDIS_COMMAND_TIMEOUT_MS: '0' })).toThrow(/REDIS_COMMAND_TIMEOUT_MS/);
+  });
 });

@@ -12,6 +12,8 @@ export interface BackendConfig {
   clickhouseDatabase: string;
   /** Redis URL for shared rate state; otherwise in memory. */
   redisUrl: string | undefined;
+  /** Bound on each Redis command; past it the edge answers 503 (a hung Redis never hangs requests). */
+  redisCommandTimeoutMs: number;
   dataDir: string;
   topic: string;
   dlqTopic: string;
@@ -80,6 +82,9 @@ export interface NormalizerConfig {
   inflightBytes: number;
   inflightEntries: number;
   downstreamTimeoutMs: number;
+  /** Per-entry label bounds (INGEST_ERR_ENTRY_LABELS beyond them): count, and keys plus values in UTF-8 bytes. */
+  maxLabels: number;
+  maxLabelBytes: number;
 }
 
 export interface SinkConfig {
@@ -101,6 +106,8 @@ export interface SinkConfig {
   loaderMaxWaitMs: number;
   /** Set false to run a sink writer that only produces (e.g. a replica without a loader). */
   loaderEnabled: boolean;
+  /** Attempts at a batch ClickHouse refuses for its data before its refused rows are dead-lettered. */
+  loaderRefusedAttempts: number;
 }
 
 export interface LoggingConfig {
@@ -164,6 +171,7 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       clickhouseUrl: r.url('CLICKHOUSE_URL'),
       clickhouseDatabase: r.string('CLICKHOUSE_DATABASE', 'default'),
       redisUrl: r.url('REDIS_URL'),
+      redisCommandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 500, { min: 10, max: 10_000 }),
       dataDir,
       topic: r.string('LOG_TOPIC', TOPICS.telemetry),
       dlqTopic: r.string('LOG_DLQ_TOPIC', TOPICS.deadLetter),
@@ -206,6 +214,8 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       inflightBytes: r.bytes('NORMALIZER_INFLIGHT_BYTES', 256 * 1024 * 1024),
       inflightEntries: r.int('NORMALIZER_INFLIGHT_ENTRIES', 200_000, { min: 1 }),
       downstreamTimeoutMs: r.int('NORMALIZER_DOWNSTREAM_TIMEOUT_MS', 30_000, { min: 100 }),
+      maxLabels: r.int('NORMALIZER_MAX_LABELS', 32, { min: 1, max: 1000 }),
+      maxLabelBytes: r.bytes('NORMALIZER_MAX_LABEL_BYTES', 16 * 1024),
     },
     sink: {
       host,
@@ -223,6 +233,7 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       loaderBatchBytes: r.bytes('LOADER_BATCH_BYTES', 16 * 1024 * 1024),
       loaderMaxWaitMs: r.int('LOADER_MAX_WAIT_MS', 200, { min: 0 }),
       loaderEnabled: r.oneOf('LOADER_ENABLED', ['true', 'false'] as const, 'true') === 'true',
+      loaderRefusedAttempts: r.int('LOADER_REFUSED_ATTEMPTS', 3, { min: 1, max: 100 }),
     },
   };
   // "collector:4318" parses as a URL with scheme "collector:"; the exporter speaks HTTP only.
@@ -233,6 +244,9 @@ export function loadConfig(env: Env = process.env): IngestConfig {
   r.oneOf('OTEL_TRACES_SAMPLER', ['parentbased_traceidratio'] as const, 'parentbased_traceidratio');
   if (cfg.sink.batchMaxBytes > cfg.sink.inflightBytes) {
     r.problem(`SINK_BATCH_MAX_BYTES (${cfg.sink.batchMaxBytes}) must not exceed SINK_INFLIGHT_BYTES (${cfg.sink.inflightBytes})`);
+  }
+  if (cfg.normalizer.maxLabelBytes < 64 || cfg.normalizer.maxLabelBytes > 1024 * 1024) {
+    r.problem(`NORMALIZER_MAX_LABEL_BYTES (${cfg.normalizer.maxLabelBytes}) must be between 64 bytes and 1 MiB`);
   }
   if (cfg.backends.kafkaBrokers && !cfg.backends.clickhouseUrl) {
     // Allowed, but worth knowing: the loader then writes to chDB on this machine.

@@ -52,6 +52,7 @@ export const ERROR_CATALOG = {
   INGEST_ERR_ENTRY_UNIT: { status: 400, retryable: false, scope: 'entry', message: 'the unit is not known' },
   INGEST_ERR_ENTRY_VALUE: { status: 400, retryable: false, scope: 'entry', message: 'a metric value must be a finite number' },
   INGEST_ERR_ENTRY_ID: { status: 400, retryable: false, scope: 'entry', message: 'id must be a string of 1 to 128 printable characters' },
+  INGEST_ERR_STORE_REFUSED: { status: 400, retryable: false, scope: 'entry', message: 'the analytics store refused the entry: %s' },
   INGEST_ERR_ENTRY_NAME: { status: 400, retryable: false, scope: 'entry', message: 'a metric name must match ^[a-zA-Z_:][a-zA-Z0-9_:.]*$' },
 
   // Requests Node's HTTP parser refuses before any route sees them (fastify clientErrorHandler).

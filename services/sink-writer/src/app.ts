@@ -9,6 +9,7 @@ import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serve
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { LogBatcher } from './batch/log-batcher.ts';
 import { ClickHouseLoader } from './loader/clickhouse-loader.ts';
+import { DayGate } from './loader/day-gate.ts';
 import { registerReplayRoutes } from './replay/routes.ts';
 
 /**
@@ -43,6 +44,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
   const tornTails = new Counter({ name: 'ingest_log_torn_tail_total', help: 'Torn or corrupt log tails cut back at start', registers: [metrics.registry] });
   const loaded = new Counter({ name: 'ingest_loader_rows_total', help: 'Rows inserted into ClickHouse by the loader', registers: [metrics.registry] });
   const loadErrors = new Counter({ name: 'ingest_loader_errors_total', help: 'Failed loader inserts (retried)', registers: [metrics.registry] });
+  const deadLettered = new Counter({ name: 'ingest_loader_dead_lettered_total', help: 'Entries ClickHouse refused for their data, sent to the dead-letter topic, by ClickHouse error', labelNames: ['reason'], registers: [metrics.registry] });
   const badMessages = new Counter({ name: 'ingest_loader_bad_messages_total', help: 'Log messages that could not be decoded', registers: [metrics.registry] });
   const insertSeconds = new Histogram({ name: 'ingest_loader_insert_seconds', help: 'ClickHouse insert latency per batch', registers: [metrics.registry], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
   const lagGauge = new Gauge({
@@ -85,6 +87,8 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
   const mirrored = new LogBatcher(producer, { topic: mirrorTopic, ...batchOpts });
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
 
+  // The live loader and promote share it: a promote holds its day so no insert is replaced away.
+  const liveGate = new DayGate();
   let loader: ClickHouseLoader | undefined;
   let mirrorLoader: ClickHouseLoader | undefined;
   let lastLoadError: string | undefined;
@@ -111,7 +115,11 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
         badMessages.inc();
         app.log.error({ partition: b.partition, offset, reason }, 'undecodable log message skipped');
       },
-    });
+      onDeadLettered: (b, refused) => {
+        for (const r of refused) deadLettered.inc({ reason: r.refusal.type });
+        app.log.error({ partition: b.partition, firstOffset: b.firstOffset, lastOffset: b.lastOffset, offsets: refused.map((r) => r.row.log_offset).slice(0, 20), reason: refused[0]?.refusal.type }, 'entries refused by ClickHouse sent to the dead-letter topic');
+      },
+    }, { deadLetter: { producer, topic: be.dlqTopic }, refusedAttempts: cfg.loaderRefusedAttempts, gate: liveGate });
     loader.start();
     const mirrorConsumer = log.consumer({
       group: `${cfg.loaderGroup}.mirror`,
@@ -213,7 +221,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
     return store.rowStats(tableParam(q.table), q.tenant);
   });
   app.get('/admin/v1/lag', async () => lag());
-  registerReplayRoutes(app, { log, admin, store, producer, topic: be.topic, dataDir: be.dataDir });
+  registerReplayRoutes(app, { log, admin, store, producer, topic: be.topic, dataDir: be.dataDir, liveGate });
 
   app.addHook('preClose', async () => {
     closing = true;
