@@ -69,7 +69,10 @@ export interface EmbeddedLogOptions {
   retryMaxMs?: number;
   /** A partition's last segment ended in a torn or corrupt record at open (truncated unless read-only). */
   onTornTail?: (info: TornTailInfo) => void;
-  /** A reader met a corrupt record inside a sealed segment; the rest of that segment is skipped. */
+  /**
+   * Recovery or a reader met damaged records with good ones after them: their bytes were copied to
+   * `<partition>/quarantine/`, their offsets are skipped, and every later record is still read.
+   */
   onCorruptRecord?: (info: CorruptRecordInfo) => void;
   /** A consumer's handler, read or commit failed (it retries after a backoff). */
   onConsumerError?: (err: unknown, info: ConsumerErrorInfo) => void;
@@ -82,7 +85,7 @@ export interface EmbeddedLogStats {
   tornTails: number;
   /** Bytes cut off (or, read-only, that would be) by those. */
   tornBytes: number;
-  /** Corrupt records met inside sealed segments (each segment counted once). */
+  /** Records lost to damage, stepped over and quarantined (each damaged stretch counted once). */
   corruptRecords: number;
   /** Sends refused because the pending-send budget was exhausted. */
   rejectedSends: number;
@@ -339,7 +342,7 @@ class EmbeddedLogImpl implements EmbeddedLog, ConsumerHost {
               this.hooks.onTornTail?.(info);
             },
             onCorruptRecord: (info) => {
-              this.counters.corruptRecords++;
+              this.counters.corruptRecords += damagedRecords(info);
               this.hooks.onCorruptRecord?.(info);
             },
             onAppend: () => topic.notify(),
@@ -629,6 +632,11 @@ class EmbeddedAdmin implements LogAdmin {
   async close(): Promise<void> {
     this.closed = true;
   }
+}
+
+/** Records a damaged stretch cost: its skipped offsets, at least one (a stretch is never free). */
+export function damagedRecords(info: Pick<CorruptRecordInfo, 'firstOffset' | 'nextOffset'>): number {
+  return Math.max(1, info.nextOffset - info.firstOffset);
 }
 
 function commitKey(group: string, topic: string, partition: number): string {

@@ -8,10 +8,19 @@
  * would then collide with the lost ones.
  */
 import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { LogUnavailableError, type StoredMessage } from '../types.ts';
-import { bodyValueLength, decodeBody, encodeRecord, scanRecords, Visit, type PreparedMessage, type RecordView } from './format.ts';
-import { fsyncDir, isErrno } from './fsutil.ts';
+import {
+  bodyValueLength,
+  decodeBody,
+  encodeRecord,
+  scanRecords,
+  Visit,
+  type DamagedRegion,
+  type PreparedMessage,
+  type RecordView,
+} from './format.ts';
+import { fsyncDir, isErrno, writeFileAtomic } from './fsutil.ts';
 import { parseSegmentFileName, Segment, segmentFileName } from './segment.ts';
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';
@@ -25,13 +34,26 @@ export interface TornTailInfo {
   truncatedBytes: number;
 }
 
+/**
+ * Damaged bytes between good records (a flipped bit, a bad sector): readers step over them to the
+ * next record that verifies, so only the records in this stretch are lost.
+ */
 export interface CorruptRecordInfo {
   topic: string;
   partition: number;
   segment: string;
-  /** File position of the first bad record; the rest of that segment is skipped by readers. */
+  /** File position and length of the damaged stretch. */
   position: number;
+  bytes: number;
+  /** Offsets lost, [firstOffset, nextOffset): never read, never handed out again. */
+  firstOffset: number;
+  nextOffset: number;
+  /** Copy of the damaged bytes; null on a read-only log (it never writes) or when the copy failed. */
+  quarantine: string | null;
 }
+
+/** Partition subdirectory holding copies of damaged stretches, for forensics; never read back. */
+export const QUARANTINE_DIR = 'quarantine';
 
 export interface PartitionConfig {
   topic: string;
@@ -155,7 +177,10 @@ export class Partition {
     try {
       const fileSize = last.size;
       last.size = 0;
-      const scan = await this.scanTail(fh, last, fileSize);
+      const damages: DamagedRegion[] = [];
+      const scan = await this.scanTail(fh, last, fileSize, damages);
+      for (const d of damages) await this.reportDamage(fh, last, d);
+      // Only bad bytes with no good record after them are a torn tail; those are cut.
       if (scan.goodEnd < fileSize) {
         await fh.truncate(scan.goodEnd);
         if (cfg.fsync !== 'never') await fh.datasync();
@@ -173,18 +198,32 @@ export class Partition {
     await this.enforceRetention();
   }
 
-  /** Scans `seg` from its known good end up to fileSize, extending size/nextOffset/index. */
-  private async scanTail(fh: FileHandle, seg: Segment, fileSize: number) {
+  /**
+   * Scans `seg` from its known good end up to fileSize, extending size/nextOffset/index; damaged
+   * stretches followed by good records are stepped over and collected in `damages`.
+   */
+  private async scanTail(fh: FileHandle, seg: Segment, fileSize: number, damages: DamagedRegion[]) {
+    let afterDamage = false;
     const scan = await scanRecords(
       fh,
       seg.size,
       fileSize,
       seg.size === 0 ? seg.base : seg.nextOffset,
       (r) => {
-        seg.noteRecord(r.offset, r.position);
+        seg.noteRecord(r.offset, r.position, afterDamage);
+        afterDamage = false;
         return Visit.Continue;
       },
-      RECOVERY_CHUNK_BYTES,
+      {
+        chunkBytes: RECOVERY_CHUNK_BYTES,
+        resync: {
+          trustedStart: true,
+          onDamage: (d) => {
+            damages.push(d);
+            afterDamage = true;
+          },
+        },
+      },
     );
     seg.size = scan.goodEnd;
     seg.nextOffset = scan.nextOffset;
@@ -230,7 +269,9 @@ export class Partition {
           return;
         }
         try {
-          const scan = await this.scanTail(fh, seg, fileSize);
+          const damages: DamagedRegion[] = [];
+          const scan = await this.scanTail(fh, seg, fileSize, damages);
+          for (const d of damages) await this.reportDamage(fh, seg, d);
           if (initial && scan.goodEnd < fileSize) {
             cfg.onTornTail({ topic: cfg.topic, partition: cfg.partition, segment: seg.path, truncatedBytes: fileSize - scan.goodEnd });
           }
@@ -472,7 +513,9 @@ export class Partition {
   /**
    * Reads up to maxMessages from `from` (or the low offset, if `from` was deleted), stopping before a
    * message that would take the value bytes past maxBytes (but always returning at least one message
-   * when `atLeastOne`). Skips over a corrupt tail of a sealed segment to the next segment.
+   * when `atLeastOne`). Steps over damaged records (quarantined and reported once) to the next good
+   * one, and over a damaged tail of a sealed segment to the next segment: damage costs the damaged
+   * records only, and a reader never stalls or throws on it.
    */
   async read(from: number, maxMessages: number, maxBytes: number, atLeastOne: boolean): Promise<ReadResult> {
     await this.refresh();
@@ -503,8 +546,18 @@ export class Partition {
       try {
         const end = isLast ? lastEnd : this.cfg.readOnly ? (await fh.stat()).size : seg.size;
         if (!isLast) await seg.loadIndexFile(end);
+        const damages: DamagedRegion[] = [];
+        let afterDamage = false;
+        const resync = (trustedStart: boolean) => ({
+          trustedStart,
+          onDamage: (d: DamagedRegion) => {
+            damages.push(d);
+            afterDamage = true;
+          },
+        });
         const visit = (r: RecordView): Visit => {
-          seg.noteRecord(r.offset, r.position);
+          seg.noteRecord(r.offset, r.position, afterDamage);
+          afterDamage = false;
           if (r.offset < offset) return Visit.Continue;
           const valueBytes = bodyValueLength(r.buf, r.bodyStart, r.bodyLength);
           if (bytes + valueBytes > maxBytes && (messages.length > 0 || !atLeastOne)) {
@@ -516,19 +569,24 @@ export class Partition {
           return messages.length >= maxMessages ? Visit.StopAfter : Visit.Continue;
         };
         let start = seg.lookup(offset);
-        let scan = await scanRecords(fh, start.position, end, start.offset, visit);
+        // An index position is a hint, not a verified boundary: no resync from there.
+        let scan = await scanRecords(fh, start.position, end, start.offset, visit, { resync: resync(start.position === 0) });
         if ((scan.stop === 'corrupt' || scan.stop === 'torn') && scan.goodEnd === start.position && start.position > 0) {
-          // The index pointed somewhere wrong (mid-record reads as torn or corrupt): forget it and
-          // walk from the segment start.
+          // The index pointed somewhere wrong (mid-record reads as torn or corrupt), or at a damaged
+          // record: forget it and walk from the segment start, which is a record boundary.
           seg.resetIndex();
+          damages.length = 0;
           start = { position: 0, offset: seg.base };
-          scan = await scanRecords(fh, 0, end, seg.base, visit);
+          scan = await scanRecords(fh, 0, end, seg.base, visit, { resync: resync(true) });
         }
         if (scan.stop === 'visitor') {
           done = true;
         } else if (scan.stop !== null && !isLast) {
-          this.reportCorrupt(seg, scan.goodEnd);
+          // Nothing good after the damage in this sealed segment: what it held runs up to the next
+          // segment's base.
+          damages.push({ position: scan.goodEnd, end, firstOffset: scan.nextOffset, nextOffset: segments[i + 1]!.base });
         }
+        for (const d of damages) await this.reportDamage(fh, seg, d);
         offset = Math.max(offset, scan.nextOffset);
       } finally {
         await fh.close();
@@ -538,10 +596,38 @@ export class Partition {
     return { messages, next: lastMessage === undefined ? Math.min(offset, high) : lastMessage.offset + 1, byteLimited };
   }
 
-  private reportCorrupt(seg: Segment, position: number): void {
-    if (seg.corruptReported) return;
-    seg.corruptReported = true;
-    this.cfg.onCorruptRecord({ topic: this.cfg.topic, partition: this.cfg.partition, segment: seg.path, position });
+  /**
+   * Copies a damaged stretch to quarantine/ (unless read-only) and reports it, once per stretch per
+   * process. A failed copy is reported as a background error and never fails the read: the
+   * records after the damage must still be delivered.
+   */
+  private async reportDamage(fh: FileHandle, seg: Segment, d: DamagedRegion): Promise<void> {
+    if (seg.damageReported.has(d.position)) return;
+    seg.damageReported.add(d.position);
+    const { cfg } = this;
+    let quarantine: string | null = null;
+    if (!cfg.readOnly) {
+      const dir = join(cfg.dir, QUARANTINE_DIR);
+      const lost = d.nextOffset > d.firstOffset ? `${d.firstOffset}-${d.nextOffset - 1}` : 'none';
+      const path = join(dir, `${basename(seg.path)}.at-${d.position}.offsets-${lost}.bad`);
+      try {
+        await mkdir(dir, { recursive: true });
+        await writeFileAtomic(path, (out) => copyRange(fh, d.position, d.end, out), cfg.fsync !== 'never');
+        quarantine = path;
+      } catch (err) {
+        cfg.onBackgroundError(err);
+      }
+    }
+    cfg.onCorruptRecord({
+      topic: cfg.topic,
+      partition: cfg.partition,
+      segment: seg.path,
+      position: d.position,
+      bytes: d.end - d.position,
+      firstOffset: d.firstOffset,
+      nextOffset: d.nextOffset,
+      quarantine,
+    });
   }
 
   /** Stops taking appends, lets queued ones finish, fsyncs (unless 'never') and closes the file. */
@@ -562,6 +648,17 @@ export class Partition {
     } finally {
       await fh.close();
     }
+  }
+}
+
+/** Copies bytes [from, to) of `src` to `out` in bounded chunks (a damaged stretch can be large). */
+async function copyRange(src: FileHandle, from: number, to: number, out: FileHandle): Promise<void> {
+  const buf = Buffer.allocUnsafe(Math.min(RECOVERY_CHUNK_BYTES, Math.max(1, to - from)));
+  for (let pos = from; pos < to; ) {
+    const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, to - pos), pos);
+    if (bytesRead === 0) break;
+    await writeFully(out, buf.subarray(0, bytesRead));
+    pos += bytesRead;
   }
 }
 
