@@ -11,6 +11,7 @@ export type {
   LogConsumer,
   LogAdmin,
   DurableLog,
+  LogHealth,
 } from './types.ts';
 export { createKafkaLog } from './kafka/index.ts';
 export { createEmbeddedLog, type EmbeddedLog, type EmbeddedLogOptions } from './embedded/index.ts';

@@ -20,6 +20,7 @@ import {
   type DurableLog,
   type LogAdmin,
   type LogConsumer,
+  type LogHealth,
   type LogMessage,
   type LogProducer,
   type PartitionOffsets,
@@ -64,7 +65,11 @@ export interface EmbeddedLogOptions {
   maxMessageBytes?: number;
   /** How often an idle consumer looks for data it was not woken for (another process's appends). Default 250. */
   pollIntervalMs?: number;
-  /** Consumer retry backoff: first delay, doubling up to retryMaxMs. Defaults 100 / 30000. */
+  /**
+   * Consumer retry backoff: first delay, doubling up to retryMaxMs. Defaults 100 / 30000. A partition
+   * whose append failed retries its recovery on the same schedule, capped at 5 s so it is back in
+   * service soon after the fault clears.
+   */
   retryInitialMs?: number;
   retryMaxMs?: number;
   /** A partition's last segment ended in a torn or corrupt record at open (truncated unless read-only). */
@@ -106,10 +111,14 @@ export interface EmbeddedLog extends DurableLog {
    */
   ready(): Promise<void>;
   stats(): EmbeddedLogStats;
+  /** Partitions refusing appends after a failed write or fsync, until their recovery succeeds. */
+  health(): LogHealth;
 }
 
 const MIB = 1024 * 1024;
 const MAX_SEGMENT_BYTES = 1024 * MIB;
+/** Cap on the delay between recovery attempts of a failed partition (see retryMaxMs). */
+const RECOVERY_MAX_MS = 5000;
 /** Admin reads are for humans and tools; this keeps one call from materialising gigabytes. */
 const ADMIN_READ_MAX_BYTES = 16 * MIB;
 
@@ -272,6 +281,17 @@ class EmbeddedLogImpl implements EmbeddedLog, ConsumerHost {
     return { ...this.counters };
   }
 
+  health(): LogHealth {
+    const failing = [];
+    for (const t of this.topics.values()) {
+      for (const p of t.partitions) {
+        const f = p.health();
+        if (f !== null) failing.push({ topic: f.topic, partition: f.partition, error: f.error, since: f.since });
+      }
+    }
+    return { ok: failing.length === 0, failing };
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new LogUnavailableError('the embedded log is closed');
   }
@@ -347,6 +367,8 @@ class EmbeddedLogImpl implements EmbeddedLog, ConsumerHost {
             },
             onAppend: () => topic.notify(),
             onBackgroundError: (err) => this.hooks.onBackgroundError?.(err),
+            recoveryInitialMs: this.s.retryInitialMs,
+            recoveryMaxMs: Math.min(this.s.retryMaxMs, RECOVERY_MAX_MS),
           }),
         );
       }

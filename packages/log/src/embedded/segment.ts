@@ -100,6 +100,14 @@ export class Segment {
     return found < 0 ? { position: 0, offset: this.base } : { position: this.positions[found]!, offset: this.offsets[found]! };
   }
 
+  /** Forgets index entries at or past `position` (those bytes were cut). */
+  truncateIndex(position: number): void {
+    let n = this.positions.length;
+    while (n > 0 && this.positions[n - 1]! >= position) n--;
+    this.positions.length = n;
+    this.offsets.length = n;
+  }
+
   resetIndex(): void {
     this.offsets.length = 0;
     this.positions.length = 0;
