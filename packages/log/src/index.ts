@@ -14,6 +14,6 @@ export type {
   LogHealth,
 } from './types.ts';
 export { createKafkaLog } from './kafka/index.ts';
-export { createEmbeddedLog, type EmbeddedLog, type EmbeddedLogOptions } from './embedded/index.ts';
+export { createEmbeddedLog, type CorruptRecordInfo, type EmbeddedLog, type EmbeddedLogOptions } from './embedded/index.ts';
 export { openLog } from './open.ts';
 export type { OpenLogOptions } from './open.ts';

@@ -362,7 +362,7 @@ class EmbeddedLogImpl implements EmbeddedLog, ConsumerHost {
               this.hooks.onTornTail?.(info);
             },
             onCorruptRecord: (info) => {
-              this.counters.corruptRecords += damagedRecords(info);
+              this.counters.corruptRecords += info.records;
               this.hooks.onCorruptRecord?.(info);
             },
             onAppend: () => topic.notify(),
@@ -654,11 +654,6 @@ class EmbeddedAdmin implements LogAdmin {
   async close(): Promise<void> {
     this.closed = true;
   }
-}
-
-/** Records a damaged stretch cost: its skipped offsets, at least one (a stretch is never free). */
-export function damagedRecords(info: Pick<CorruptRecordInfo, 'firstOffset' | 'nextOffset'>): number {
-  return Math.max(1, info.nextOffset - info.firstOffset);
 }
 
 function commitKey(group: string, topic: string, partition: number): string {

@@ -55,6 +55,8 @@ export interface CorruptRecordInfo {
   /** Offsets lost, [firstOffset, nextOffset): never read, never handed out again. */
   firstOffset: number;
   nextOffset: number;
+  /** Records this cost, for counting: the offsets lost, at least 1 (damage is never free). */
+  records: number;
   /** Copy of the damaged bytes; null on a read-only log (it never writes) or when the copy failed. */
   quarantine: string | null;
 }
@@ -792,6 +794,7 @@ export class Partition {
       bytes: d.end - d.position,
       firstOffset: d.firstOffset,
       nextOffset: d.nextOffset,
+      records: Math.max(1, d.nextOffset - d.firstOffset),
       quarantine,
     });
   }

@@ -151,7 +151,7 @@ describe('embedded log: recovery and read-only access', () => {
 
     const quarantine = join(tmp.dir, 'topics', 't', '0', 'quarantine', `${'0'.repeat(20)}.log.at-${at[bad]}.offsets-500-500.bad`);
     expect(corrupt).toEqual([
-      { topic: 't', partition: 0, segment: segmentPath(), position: at[bad], bytes: recordBytes, firstOffset: 500, nextOffset: 501, quarantine },
+      { topic: 't', partition: 0, segment: segmentPath(), position: at[bad], bytes: recordBytes, firstOffset: 500, nextOffset: 501, records: 1, quarantine },
     ]);
     expect(await readFile(quarantine)).toEqual(damaged.subarray(at[bad], at[bad + 1]));
     expect(log.stats()).toMatchObject({ corruptRecords: 1, tornTails: 0 });
