@@ -160,7 +160,11 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
       const ch = await store.ping();
       // Ready means "can take writes": the log. ClickHouse down only delays loading (the log holds
       // the data), so it shows as a check but does not take the sink out of the load balancer.
-      return { ready: !closing, checks: { log: log.kind, store: ch ? `ok (${store.kind})` : 'unreachable', ...(lastLoadError ? { loader: lastLoadError } : {}) } };
+      // A log that refuses appends (disk full, failed fsync) makes every write a 503: not ready
+      // until its recovery succeeds.
+      const appends = log.health?.() ?? { ok: true, failing: [] };
+      const logCheck = appends.ok ? log.kind : `appends failing: ${appends.failing.map((f) => f.error).join('; ').slice(0, 300)}`;
+      return { ready: !closing && appends.ok, checks: { log: logCheck, store: ch ? `ok (${store.kind})` : 'unreachable', ...(lastLoadError ? { loader: lastLoadError } : {}) } };
     },
     status: async () => ({ budget: budget.snapshot(), log: log.kind, store: store.kind, lag: await lag().catch((e: unknown) => ({ error: (e as Error).message })), logCorruptRecords: corruptSeen }),
   });
