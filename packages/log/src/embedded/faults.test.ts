@@ -29,7 +29,7 @@ describe('embedded log: failed appends', () => {
   });
 
   /** Makes `method` of every FileHandle fail with `code` while the returned switch is on. */
-  async function inject(method: 'datasync' | 'write', code: string): Promise<{ on: boolean; calls: number }> {
+  async function inject(method: 'datasync' | 'write' | 'truncate', code: string): Promise<{ on: boolean; calls: number }> {
     const fh = await open(join(tmp.dir, 'proto'), 'w');
     const proto = Object.getPrototypeOf(fh) as Record<string, (...a: unknown[]) => Promise<unknown>>;
     await fh.close();
@@ -107,6 +107,39 @@ describe('embedded log: failed appends', () => {
     // Nothing of the failed send was written, so its offsets were never seen and are used now.
     expect(await producer.send('t', messages(2, { tag: 'after', key: () => 'k' }))).toEqual([{ partition: 0, firstOffset: 4, lastOffset: 5 }]);
     expect((await values(log)).map(([, v]) => v)).toEqual(['before-0', 'before-1', 'before-2', 'before-3', 'after-0', 'after-1']);
+  });
+
+  it('a half-written append whose take-back also failed is cut by recovery before appends resume', async () => {
+    const log = openLog({ fsync: 'always' });
+    const producer = log.producer();
+    await producer.send('t', messages(4, { tag: 'before', key: () => 'k' }));
+    const fh = await open(join(tmp.dir, 'proto'), 'w');
+    const proto = Object.getPrototypeOf(fh) as { write: (...a: unknown[]) => Promise<{ bytesWritten: number }> };
+    await fh.close();
+    const realWrite = proto.write;
+    let fault = true;
+    // Half of the append reaches the file, then the disk fills; and the truncate that would take the
+    // half back fails too.
+    vi.spyOn(proto, 'write').mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+      if (!fault) return realWrite.apply(this, args);
+      const [buf, offset, length] = args as [Buffer, number, number];
+      if (length > 1) await realWrite.call(this, buf, offset, Math.floor(length / 2), null);
+      throw Object.assign(new Error('ENOSPC: injected'), { code: 'ENOSPC' });
+    });
+    const truncate = await inject('truncate', 'EIO');
+    await expect(producer.send('t', messages(3, { tag: 'half', key: () => 'k' }))).rejects.toThrow(/could not be taken back: ENOSPC/);
+    expect(log.health().ok).toBe(false);
+    fault = false;
+    truncate.on = false;
+    await waitFor(() => log.health().ok, 5000);
+    await producer.send('t', messages(2, { tag: 'after', key: () => 'k' }));
+    await log.close();
+    const torn: TornTailInfo[] = [];
+    const again = openLog({ onTornTail: (i) => torn.push(i) });
+    expect((await values(again)).map(([, v]) => v)).toEqual(['before-0', 'before-1', 'before-2', 'before-3', 'after-0', 'after-1']);
+    // No half record left between them for readers to step over.
+    expect(torn).toEqual([]);
+    expect(again.stats().corruptRecords).toBe(0);
   });
 
   it('fsync=interval: a failed background fsync takes the partition out until the acknowledged records are rewritten and synced', async () => {

@@ -6,6 +6,7 @@
  *   <dir>/topics/<topic>/topic.json                { "version": 1, "partitions": 3 }
  *   <dir>/topics/<topic>/<partition>/<base:020>.log    records, see format.ts
  *   <dir>/topics/<topic>/<partition>/<base:020>.index  sparse index of a sealed segment, see segment.ts
+ *   <dir>/topics/<topic>/<partition>/quarantine/       copies of damaged records readers stepped over
  *   <dir>/groups/<group>.json                      committed offsets, see groups.ts
  *
  * One process owns a log directory (enforced by LOCK); others may open it with `readOnly: true`,

@@ -215,6 +215,8 @@ export class Partition {
     const last = this.segments[this.segments.length - 1]!;
     // The active segment's index lives in memory; a stale file would describe bytes we may truncate.
     await unlink(last.indexPath).catch(() => undefined);
+    // Left behind if the process died during a recovery probe.
+    await unlink(join(cfg.dir, PROBE_FILE)).catch(() => undefined);
     const fh = await open(last.path, 'a+');
     try {
       const fileSize = last.size;
@@ -568,6 +570,9 @@ export class Partition {
     try {
       fh = await open(seg.path, 'a+');
       if (failure.kind === 'state') await this.restoreUnsynced(fh, seg);
+      // A write whose take-back failed left bytes past the last record; appends go to the end of
+      // the file, so they must go first.
+      if ((await fh.stat()).size > seg.size) await fh.truncate(seg.size);
       if (cfg.fsync !== 'never') await fh.datasync();
       await probeDisk(join(cfg.dir, PROBE_FILE), cfg.fsync !== 'never');
     } catch (err) {
