@@ -296,7 +296,8 @@ export async function scanRecords(
       let maxOffset = 0;
       for (; q <= last; q++) {
         const at = q - bufStart;
-        if (buf[at + RECORD_HEADER_BYTES] !== RECORD_VERSION) continue;
+        // Version byte, then the offset's top byte: offsets are safe integers (< 2^53), so it is 0.
+        if (buf[at + RECORD_HEADER_BYTES] !== RECORD_VERSION || buf[at + RECORD_HEADER_BYTES + 1] !== 0) continue;
         const bodyLength = buf.readUInt32BE(at);
         if (bodyLength < MIN_BODY_BYTES || bodyLength + RECORD_HEADER_BYTES > MAX_RECORD_BYTES || q + RECORD_HEADER_BYTES + bodyLength > end) continue;
         maxOffset = expected + Math.floor((q - from) / RECORD_OVERHEAD_BYTES);
