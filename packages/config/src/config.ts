@@ -18,6 +18,12 @@ export interface BackendConfig {
   topic: string;
   dlqTopic: string;
   partitions: number;
+  /**
+   * LOG_FSYNC, embedded log only. 'always' (default): a write is acknowledged after its fsync.
+   * 'interval' (fsync every second) and 'never' (the OS decides) acknowledge BEFORE the data is on
+   * disk: a power loss can lose what was acknowledged since the last fsync. Under any policy a
+   * failed write or fsync takes the partition out (503, not ready) until it recovers.
+   */
   logFsync: 'always' | 'interval' | 'never';
   /** Embedded log: size per partition above which fully-read segments are deleted. */
   logRetentionBytes: number;

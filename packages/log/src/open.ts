@@ -1,5 +1,5 @@
 import type { DurableLog } from './types.ts';
-import { createEmbeddedLog } from './embedded/index.ts';
+import { createEmbeddedLog, type CorruptRecordInfo } from './embedded/index.ts';
 import { createKafkaLog } from './kafka/index.ts';
 
 export interface OpenLogOptions {
@@ -15,6 +15,8 @@ export interface OpenLogOptions {
   /** Embedded: open without writing anything (operator tools beside a running service). */
   readOnly?: boolean;
   onTornTail?: (info: { topic: string; partition: number; truncatedBytes: number }) => void;
+  /** Embedded: damaged records stepped over (quarantined, their offsets skipped); see CorruptRecordInfo. */
+  onCorruptRecord?: (info: CorruptRecordInfo) => void;
 }
 
 /** The one place that chooses the backend: configuration, never a code fork. */
@@ -27,5 +29,6 @@ export function openLog(o: OpenLogOptions): DurableLog {
     ...(o.retentionBytes !== undefined ? { retentionBytes: o.retentionBytes } : {}),
     ...(o.readOnly ? { readOnly: true } : {}),
     ...(o.onTornTail ? { onTornTail: o.onTornTail } : {}),
+    ...(o.onCorruptRecord ? { onCorruptRecord: o.onCorruptRecord } : {}),
   });
 }

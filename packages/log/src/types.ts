@@ -94,9 +94,18 @@ export interface LogAdmin {
   close(): Promise<void>;
 }
 
+/** Whether appends work right now; a service that cannot append is not ready. */
+export interface LogHealth {
+  ok: boolean;
+  /** Each part of the log that refuses appends, and why (empty when ok). */
+  failing: Array<{ topic: string; partition: number; error: string; since: number }>;
+}
+
 /** Everything a service needs from a log backend. */
 export interface DurableLog {
   readonly kind: 'embedded' | 'kafka';
+  /** Backends that can tell (the embedded log) report failed appends here until they recover. */
+  health?(): LogHealth;
   producer(): LogProducer;
   consumer(opts: ConsumerOptions): LogConsumer;
   admin(): LogAdmin;

@@ -47,6 +47,8 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
   const deadLettered = new Counter({ name: 'ingest_loader_dead_lettered_total', help: 'Entries ClickHouse refused for their data, sent to the dead-letter topic, by ClickHouse error', labelNames: ['reason'], registers: [metrics.registry] });
   const badMessages = new Counter({ name: 'ingest_loader_bad_messages_total', help: 'Log messages that could not be decoded', registers: [metrics.registry] });
   const insertSeconds = new Histogram({ name: 'ingest_loader_insert_seconds', help: 'ClickHouse insert latency per batch', registers: [metrics.registry], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
+  const corruptRecords = new Counter({ name: 'ingest_log_corrupt_records_total', help: 'Damaged log records stepped over and quarantined (their entries are lost)', registers: [metrics.registry] });
+  let corruptSeen = 0;
   const lagGauge = new Gauge({
     name: 'ingest_loader_lag_messages',
     help: 'Messages in the log not yet loaded',
@@ -69,6 +71,11 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
       onTornTail: (info) => {
         tornTails.inc();
         app.log.warn(info, 'log tail was torn; cut back to the last whole record');
+      },
+      onCorruptRecord: (info) => {
+        corruptSeen += info.records;
+        corruptRecords.inc(info.records);
+        app.log.error(info, 'damaged log record skipped and quarantined; every other record is still delivered');
       },
     });
   const admin = log.admin();
@@ -163,9 +170,13 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
       const ch = await store.ping();
       // Ready means "can take writes": the log. ClickHouse down only delays loading (the log holds
       // the data), so it shows as a check but does not take the sink out of the load balancer.
-      return { ready: !closing, checks: { log: log.kind, store: ch ? `ok (${store.kind})` : 'unreachable', ...(lastLoadError ? { loader: lastLoadError } : {}) } };
+      // A log that refuses appends (disk full, failed fsync) makes every write a 503: not ready
+      // until its recovery succeeds.
+      const appends = log.health?.() ?? { ok: true, failing: [] };
+      const logCheck = appends.ok ? log.kind : `appends failing: ${appends.failing.map((f) => f.error).join('; ').slice(0, 300)}`;
+      return { ready: !closing && appends.ok, checks: { log: logCheck, store: ch ? `ok (${store.kind})` : 'unreachable', ...(lastLoadError ? { loader: lastLoadError } : {}) } };
     },
-    status: async () => ({ budget: budget.snapshot(), log: log.kind, store: store.kind, lag: await lag().catch((e: unknown) => ({ error: (e as Error).message })) }),
+    status: async () => ({ budget: budget.snapshot(), log: log.kind, store: store.kind, lag: await lag().catch((e: unknown) => ({ error: (e as Error).message })), logCorruptRecords: corruptSeen }),
   });
 
   app.post(ROUTES.write, async (req): Promise<WriteResult> => {
