@@ -9,6 +9,7 @@ import {
 } from '../types.ts';
 import { KafkaLogAdmin } from './admin.ts';
 import { KafkaLogConsumer } from './consumer.ts';
+import { TopicLimits } from './limits.ts';
 import { backendLogger, kafkajsLogCreator, toKafkajsLevel } from './logging.ts';
 import { resolveOptions, type KafkaLogOptions } from './options.ts';
 import { KafkaLogProducer } from './producer.ts';
@@ -33,6 +34,8 @@ export function createKafkaLog(options: KafkaLogOptions): DurableLog {
     logCreator: kafkajsLogCreator(opts.log),
   });
 
+  // One per log: ensureTopic records each topic's size limit at start, producers size requests by it.
+  const limits = new TopicLimits(kafka, opts, logger);
   const open = new Set<{ close(): Promise<void> }>();
   let closing: Promise<void> | undefined;
 
@@ -45,7 +48,7 @@ export function createKafkaLog(options: KafkaLogOptions): DurableLog {
 
     producer(): LogProducer {
       assertOpen();
-      const producer: KafkaLogProducer = new KafkaLogProducer(kafka, opts, logger, () => open.delete(producer));
+      const producer: KafkaLogProducer = new KafkaLogProducer(kafka, opts, logger, limits, () => open.delete(producer));
       open.add(producer);
       return producer;
     },
@@ -61,13 +64,15 @@ export function createKafkaLog(options: KafkaLogOptions): DurableLog {
 
     admin(): LogAdmin {
       assertOpen();
-      const admin: KafkaLogAdmin = new KafkaLogAdmin(kafka, opts, logger, () => open.delete(admin));
+      const admin: KafkaLogAdmin = new KafkaLogAdmin(kafka, opts, logger, limits, () => open.delete(admin));
       open.add(admin);
       return admin;
     },
 
     close(): Promise<void> {
-      closing ??= Promise.allSettled([...open].map((c) => c.close())).then(() => undefined);
+      closing ??= Promise.allSettled([...open].map((c) => c.close()))
+        .then(() => limits.close())
+        .then(() => undefined);
       return closing;
     },
   };
