@@ -1,7 +1,11 @@
-import { ConfigResourceTypes, type Admin, type Kafka } from 'kafkajs';
+import kafkajs, { type Admin, type Kafka } from 'kafkajs';
 import { describeError, type BackendLogger } from './logging.ts';
 import type { ResolvedOptions } from './options.ts';
 import { withDeadline } from './util.ts';
+
+// kafkajs is CommonJS and Node's ESM loader sees only some of its named exports (not this enum);
+// a named import passes under vitest and fails at `pnpm start`.
+const { ConfigResourceTypes } = kafkajs;
 
 /** Kafka's own default for `message.max.bytes`, used when the broker will not say (no DescribeConfigs ACL). */
 export const KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;
