@@ -161,8 +161,8 @@ export class TopicLimits {
 
   private async read(topic: string): Promise<number> {
     try {
-      const admin = await this.connected();
-      const limit = await withDeadline(readMaxMessageBytes(admin, topic), this.opts.requestTimeoutMs * 2, `describe ${topic}`);
+      const work = this.connected().then((admin) => readMaxMessageBytes(admin, topic));
+      const limit = await withDeadline(work, this.opts.requestTimeoutMs * 2, `describe ${topic}`);
       this.limits.set(topic, limit);
       return limit;
     } catch (err) {
