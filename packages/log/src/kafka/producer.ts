@@ -155,7 +155,7 @@ export class KafkaLogProducer implements LogProducer {
   }
 
   private tooLarge(topic: string, indices: number[], sizes: number[], limit: number): LogRecordTooLargeError {
-    const largest = Math.max(...indices.map((i) => sizes[i] ?? 0));
+    const largest = indices.reduce((max, i) => Math.max(max, sizes[i] ?? 0), 0);
     this.logger.warn('records too large for the topic; refused', { topic, records: indices.length, largestBytes: largest, limitBytes: limit });
     return new LogRecordTooLargeError(
       `kafka: ${indices.length} record(s) for ${topic} over the size limit (largest ${largest} bytes, limit ${limit} bytes)`,
