@@ -139,13 +139,21 @@ export class KafkaLogAdmin implements LogAdmin {
           if (leaderless.length > 0) throw notReady(`topic ${topic}: ${leaderless.length} partition(s) without a leader yet`);
           return found;
         });
-        const configs = await whileNotReady('configs', () => describeTopicConfigs(admin, topic, [...want.configs.keys(), 'max.message.bytes']));
-        const maxMessageBytes = Number(configs.get('max.message.bytes'));
-        this.limits.set(topic, Number.isSafeInteger(maxMessageBytes) && maxMessageBytes > 0 ? maxMessageBytes : KAFKA_DEFAULT_MAX_MESSAGE_BYTES);
+        let configs: TopicConfigValues | undefined;
+        try {
+          configs = await whileNotReady('configs', () => describeTopicConfigs(admin, topic, [...want.configs.keys(), 'max.message.bytes']));
+          const maxMessageBytes = Number(configs.get('max.message.bytes'));
+          this.limits.set(topic, Number.isSafeInteger(maxMessageBytes) && maxMessageBytes > 0 ? maxMessageBytes : KAFKA_DEFAULT_MAX_MESSAGE_BYTES);
+        } catch (err) {
+          // Without the DescribeConfigs right the service still runs; it just cannot check. Producers
+          // then assume Kafka's default limit and split if the broker says otherwise.
+          this.logger.warn('could not read topic settings; not checked', { topic, ...describeError(err) });
+        }
         const have = {
           partitions: meta.partitions.length,
           replicationFactor: Math.min(...meta.partitions.map((p) => p.replicas.length)),
-          configs,
+          // Unread settings are not reported as differing.
+          configs: configs ?? want.configs,
         };
         for (const m of topicMismatches(topic, want, have)) {
           this.logger.warn('topic setting differs from the configuration', { ...m });
