@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, ConsumerCrashEvent, ITopicMetadata, Kafka, KafkaMessage } from 'kafkajs';
 import { LogUnavailableError, type LogAdmin, type PartitionOffsets, type StoredMessage } from '../types.ts';
-import { describeTopicConfigs, KAFKA_DEFAULT_MAX_MESSAGE_BYTES, type TopicConfigValues, type TopicLimits } from './limits.ts';
+import { describeTopicConfigs, KAFKA_DEFAULT_MAX_MESSAGE_BYTES, readMaxMessageBytes, type TopicConfigValues, type TopicLimits } from './limits.ts';
 import { describeError, type BackendLogger } from './logging.ts';
 import type { ResolvedOptions } from './options.ts';
 import { retryWhileTopicNotReady, toStoredMessage, unavailable, withDeadline } from './util.ts';
@@ -161,6 +161,11 @@ export class KafkaLogAdmin implements LogAdmin {
       },
       deadline,
     );
+  }
+
+  /** The topic's `max.message.bytes` as the broker has it now. */
+  maxMessageBytes(topic: string): Promise<number> {
+    return this.call(`describe ${topic}`, (admin) => readMaxMessageBytes(admin, topic));
   }
 
   async partitions(topic: string): Promise<PartitionOffsets[]> {

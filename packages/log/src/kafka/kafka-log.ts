@@ -34,9 +34,16 @@ export function createKafkaLog(options: KafkaLogOptions): DurableLog {
     logCreator: kafkajsLogCreator(opts.log),
   });
 
-  // One per log: ensureTopic records each topic's size limit at start, producers size requests by it.
-  const limits = new TopicLimits(kafka, opts, logger);
   const open = new Set<{ close(): Promise<void> }>();
+  // One per log: ensureTopic records each topic's size limit at start, producers size requests by
+  // it, and a topic no admin described is looked up through an admin of the log's own.
+  let limitsAdmin: KafkaLogAdmin | undefined;
+  const limits: TopicLimits = new TopicLimits((topic) => {
+    // An admin made after close() would never be closed.
+    if (closing) return Promise.reject(new LogUnavailableError('kafka: log is closed'));
+    limitsAdmin ??= new KafkaLogAdmin(kafka, opts, logger, limits, () => undefined);
+    return limitsAdmin.maxMessageBytes(topic);
+  }, logger);
   let closing: Promise<void> | undefined;
 
   const assertOpen = (): void => {
@@ -70,9 +77,7 @@ export function createKafkaLog(options: KafkaLogOptions): DurableLog {
     },
 
     close(): Promise<void> {
-      closing ??= Promise.allSettled([...open].map((c) => c.close()))
-        .then(() => limits.close())
-        .then(() => undefined);
+      closing ??= Promise.allSettled([...open, ...(limitsAdmin ? [limitsAdmin] : [])].map((c) => c.close())).then(() => undefined);
       return closing;
     },
   };

@@ -1,7 +1,5 @@
-import kafkajs, { type Admin, type Kafka } from 'kafkajs';
+import kafkajs, { type Admin } from 'kafkajs';
 import { describeError, type BackendLogger } from './logging.ts';
-import type { ResolvedOptions } from './options.ts';
-import { withDeadline } from './util.ts';
 
 // kafkajs is CommonJS and Node's ESM loader sees only some of its named exports (not this enum);
 // a named import passes under vitest and fails at `pnpm start`.
@@ -109,19 +107,15 @@ function positiveInt(value: string | undefined): number | undefined {
 /**
  * Per-topic produce limits, shared by every producer and admin of one DurableLog. `ensureTopic`
  * records what it read at start; a producer sending to a topic nobody described asks the broker
- * itself. A MESSAGE_TOO_LARGE lowers the learned budget, so the next send starts small enough.
+ * (through `read`). A MESSAGE_TOO_LARGE lowers the learned budget, so the next send starts small enough.
  */
 export class TopicLimits {
   private readonly limits = new Map<string, number>();
   private readonly learned = new Map<string, number>();
   private readonly inFlight = new Map<string, Promise<number>>();
-  private admin: Admin | undefined;
-  private connecting: Promise<Admin> | undefined;
-  private closed = false;
 
   constructor(
-    private readonly kafka: Kafka,
-    private readonly opts: ResolvedOptions,
+    private readonly read: (topic: string) => Promise<number>,
     private readonly logger: BackendLogger,
   ) {}
 
@@ -153,16 +147,15 @@ export class TopicLimits {
   private describe(topic: string): Promise<number> {
     let pending = this.inFlight.get(topic);
     if (!pending) {
-      pending = this.read(topic).finally(() => this.inFlight.delete(topic));
+      pending = this.readOrDefault(topic).finally(() => this.inFlight.delete(topic));
       this.inFlight.set(topic, pending);
     }
     return pending;
   }
 
-  private async read(topic: string): Promise<number> {
+  private async readOrDefault(topic: string): Promise<number> {
     try {
-      const work = this.connected().then((admin) => readMaxMessageBytes(admin, topic));
-      const limit = await withDeadline(work, this.opts.requestTimeoutMs * 2, `describe ${topic}`);
+      const limit = await this.read(topic);
       this.limits.set(topic, limit);
       return limit;
     } catch (err) {
@@ -174,36 +167,6 @@ export class TopicLimits {
         ...describeError(err),
       });
       return KAFKA_DEFAULT_MAX_MESSAGE_BYTES;
-    }
-  }
-
-  private connected(): Promise<Admin> {
-    if (this.closed) return Promise.reject(new Error('kafka: log is closed'));
-    if (this.admin) return Promise.resolve(this.admin);
-    this.connecting ??= (async () => {
-      const admin = this.kafka.admin({ retry: this.opts.retry });
-      try {
-        await admin.connect();
-      } catch (err) {
-        await admin.disconnect().catch(() => undefined);
-        throw err;
-      } finally {
-        this.connecting = undefined;
-      }
-      this.admin = admin;
-      return admin;
-    })();
-    return this.connecting;
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    const admin = this.admin ?? (await this.connecting?.catch(() => undefined));
-    this.admin = undefined;
-    if (admin) {
-      await withDeadline(admin.disconnect(), this.opts.closeTimeoutMs, 'limits admin disconnect').catch((err: unknown) =>
-        this.logger.warn('limits admin did not disconnect cleanly', describeError(err)),
-      );
     }
   }
 }

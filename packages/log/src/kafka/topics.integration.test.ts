@@ -129,8 +129,8 @@ describe('kafka topics and produce limits (real broker)', () => {
       waitForLeaders: true,
       topics: [{ topic, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'max.message.bytes', value: '16384' }] }],
     });
+    // No ensureTopic here: the producer looks the limit up itself.
     const log = openLog();
-    await log.admin().ensureTopic(topic, 1);
     const producer = log.producer();
     const batch = [...records(3, 100), ...records(1, 20_000), ...records(3, 100)];
 
