@@ -68,6 +68,22 @@ describe('loadConfig', () => {
   it('reads brokers as a list', () => {
     expect(loadConfig({ KAFKA_BROKERS: '127.0.0.1:9092, 127.0.0.1:9093' }).backends.kafkaBrokers).toEqual(['127.0.0.1:9092', '127.0.0.1:9093']);
   });
+
+  it('reads Kafka topic settings and compression, with distributed defaults', () => {
+    expect(loadConfig({}).backends.kafka).toEqual({ replicationFactor: 3, minInsyncReplicas: 2, retentionMs: 604_800_000, compression: 'gzip' });
+    expect(
+      loadConfig({ KAFKA_REPLICATION_FACTOR: '1', KAFKA_MIN_INSYNC_REPLICAS: '1', KAFKA_RETENTION_MS: '-1', KAFKA_COMPRESSION: 'none' }).backends.kafka,
+    ).toEqual({ replicationFactor: 1, minInsyncReplicas: 1, retentionMs: -1, compression: 'none' });
+  });
+
+  it('names the key of a bad Kafka setting', () => {
+    expect(() => loadConfig({ KAFKA_REPLICATION_FACTOR: 'three' })).toThrow(/KAFKA_REPLICATION_FACTOR="three" is not an integer/);
+    expect(() => loadConfig({ KAFKA_REPLICATION_FACTOR: '0' })).toThrow(/KAFKA_REPLICATION_FACTOR=0 is below the minimum 1/);
+    expect(() => loadConfig({ KAFKA_COMPRESSION: 'zstd' })).toThrow(/KAFKA_COMPRESSION="zstd" is not one of gzip, none/);
+    expect(() => loadConfig({ KAFKA_RETENTION_MS: '-5' })).toThrow(/KAFKA_RETENTION_MS=-5 is below the minimum -1/);
+    expect(() => loadConfig({ KAFKA_RETENTION_MS: '0' })).toThrow(/KAFKA_RETENTION_MS=0/);
+    expect(() => loadConfig({ KAFKA_REPLICATION_FACTOR: '1' })).toThrow(/KAFKA_MIN_INSYNC_REPLICAS \(2\) must not exceed KAFKA_REPLICATION_FACTOR \(1\)/);
+  });
 });
 
 describe('parseByteSize', () => {

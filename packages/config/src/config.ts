@@ -27,6 +27,16 @@ export interface BackendConfig {
   logFsync: 'always' | 'interval' | 'never';
   /** Embedded log: size per partition above which fully-read segments are deleted. */
   logRetentionBytes: number;
+  /** Kafka only: how the sink writer creates (and checks) its topics, and produce compression. */
+  kafka: KafkaTopicConfig;
+}
+
+export interface KafkaTopicConfig {
+  replicationFactor: number;
+  minInsyncReplicas: number;
+  /** `retention.ms` of created topics; -1 keeps for ever. */
+  retentionMs: number;
+  compression: 'gzip' | 'none';
 }
 
 export interface EdgeConfig {
@@ -184,6 +194,13 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       partitions: r.int('LOG_PARTITIONS', 3, { min: 1, max: 1024 }),
       logFsync: r.oneOf('LOG_FSYNC', ['always', 'interval', 'never'] as const, 'always'),
       logRetentionBytes: r.bytes('LOG_RETENTION_BYTES', 1024 ** 3),
+      kafka: {
+        // Distributed defaults: three copies, and an acks=all write needs two of them.
+        replicationFactor: r.int('KAFKA_REPLICATION_FACTOR', 3, { min: 1, max: 32767 }),
+        minInsyncReplicas: r.int('KAFKA_MIN_INSYNC_REPLICAS', 2, { min: 1, max: 32767 }),
+        retentionMs: r.int('KAFKA_RETENTION_MS', 7 * 24 * 3_600_000, { min: -1 }),
+        compression: r.oneOf('KAFKA_COMPRESSION', ['gzip', 'none'] as const, 'gzip'),
+      },
     },
     edge: {
       host,
@@ -254,6 +271,12 @@ export function loadConfig(env: Env = process.env): IngestConfig {
   if (cfg.normalizer.maxLabelBytes < 64 || cfg.normalizer.maxLabelBytes > 1024 * 1024) {
     r.problem(`NORMALIZER_MAX_LABEL_BYTES (${cfg.normalizer.maxLabelBytes}) must be between 64 bytes and 1 MiB`);
   }
+  const k = cfg.backends.kafka;
+  // A topic whose min.insync.replicas exceeds its replicas refuses every acks=all write.
+  if (k.minInsyncReplicas > k.replicationFactor) {
+    r.problem(`KAFKA_MIN_INSYNC_REPLICAS (${k.minInsyncReplicas}) must not exceed KAFKA_REPLICATION_FACTOR (${k.replicationFactor})`);
+  }
+  if (k.retentionMs === 0) r.problem('KAFKA_RETENTION_MS=0 would delete entries as soon as they are written; use -1 to keep for ever');
   if (cfg.backends.kafkaBrokers && !cfg.backends.clickhouseUrl) {
     // Allowed, but worth knowing: the loader then writes to chDB on this machine.
   }

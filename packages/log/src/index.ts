@@ -1,4 +1,4 @@
-export { LogUnavailableError } from './types.ts';
+export { LogRecordTooLargeError, LogUnavailableError } from './types.ts';
 export type {
   LogMessage,
   StoredMessage,

@@ -2,7 +2,7 @@ import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { HEADERS, INGEST_VERSIONS, ROUTES, ingestError, type WriteRequest, type WriteResult } from '@ingest/contracts';
 import type { BackendConfig, SinkConfig } from '@ingest/config';
-import { LogUnavailableError, openLog, type DurableLog, type LogMessage } from '@ingest/log';
+import { LogRecordTooLargeError, LogUnavailableError, openLog, type DurableLog, type LogMessage } from '@ingest/log';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
 import { TABLES, TelemetryStore, type TableName } from '@ingest/storage';
 import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, traceChild, traceHeaders, type LoggingOptions } from '@ingest/observability';
@@ -67,6 +67,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
       partitions: be.partitions,
       fsync: be.logFsync,
       retentionBytes: be.logRetentionBytes,
+      kafka: be.kafka,
       clientId: 'sink-writer',
       onTornTail: (info) => {
         tornTails.inc();
@@ -207,6 +208,11 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
     try {
       await traceChild(req, 'log.append', Promise.all([(mirror ? mirrored : telemetry).submit(msgs, bytes), deadLetters.submit(dlq, 0)]), { 'messaging.batch.message_count': n });
     } catch (e) {
+      // Permanent: a retry of the same request would fail the same way, so it is not a 503.
+      if (e instanceof LogRecordTooLargeError) {
+        metrics.discarded.inc({ tenant, reason: 'INGEST_ERR_LOG_RECORD_TOO_LARGE' }, n);
+        throw ingestError('INGEST_ERR_LOG_RECORD_TOO_LARGE', [e.recordBytes, e.limitBytes], { cause: e });
+      }
       metrics.discarded.inc({ tenant, reason: 'INGEST_ERR_LOG_UNAVAILABLE' }, n);
       const reason = e instanceof LogUnavailableError ? e.message : (e as Error).message;
       throw ingestError('INGEST_ERR_LOG_UNAVAILABLE', [reason.slice(0, 200)], { retryAfterSeconds: retryAfterSeconds(1), cause: e });
