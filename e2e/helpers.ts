@@ -32,6 +32,9 @@ export async function modeEnv(mode: Mode): Promise<ModeEnv> {
     LOG_TOPIC: `telemetry.v2.${run}`,
     LOG_DLQ_TOPIC: `telemetry.v2.dlq.${run}`,
     LOADER_GROUP: `loader-${run}`,
+    // The test broker is a single node; the distributed defaults (3 / 2) could never be met.
+    KAFKA_REPLICATION_FACTOR: '1',
+    KAFKA_MIN_INSYNC_REPLICAS: '1',
   };
   return {
     env,

@@ -11,6 +11,10 @@
 # Environment: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (KAFKA_PORT+1), KAFKA_START_TIMEOUT (s, 120),
 # KAFKA_STOP_TIMEOUT (s, 30), KAFKA_HEAP_OPTS (-Xms128m -Xmx512m), KAFKA_EXTRA_CONFIG (extra
 # server.properties lines), KAFKA_CACHE_DIR (deploy/local/.cache/kafka).
+#
+# One node: services pointed at it need KAFKA_REPLICATION_FACTOR=1 KAFKA_MIN_INSYNC_REPLICAS=1 (the
+# service defaults, 3 and 2, are for a real cluster). A small produce limit for tests:
+# KAFKA_EXTRA_CONFIG='message.max.bytes=262144'.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

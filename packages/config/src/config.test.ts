@@ -68,6 +68,22 @@ describe('loadConfig', () => {
   it('reads brokers as a list', () => {
     expect(loadConfig({ KAFKA_BROKERS: '127.0.0.1:9092, 127.0.0.1:9093' }).backends.kafkaBrokers).toEqual(['127.0.0.1:9092', '127.0.0.1:9093']);
   });
+
+  it('reads Kafka topic settings and compression, with distributed defaults', () => {
+    expect(loadConfig({}).backends.kafka).toEqual({ replicationFactor: 3, minInsyncReplicas: 2, retentionMs: 604_800_000, compression: 'gzip' });
+    expect(
+      loadConfig({ KAFKA_REPLICATION_FACTOR: '1', KAFKA_MIN_INSYNC_REPLICAS: '1', KAFKA_RETENTION_MS: '-1', KAFKA_COMPRESSION: 'none' }).backends.kafka,
+    ).toEqual({ replicationFactor: 1, minInsyncReplicas: 1, retentionMs: -1, compression: 'none' });
+  });
+
+  it('names the key of a bad Kafka setting', () => {
+    expect(() => loadConfig({ KAFKA_REPLICATION_FACTOR: 'three' })).toThrow(/KAFKA_REPLICATION_FACTOR="three" is not an integer/);
+    expect(() => loadConfig({ KAFKA_REPLICATION_FACTOR: '0' })).toThrow(/KAFKA_REPLICATION_FACTOR=0 is below the minimum 1/);
+    expect(() => loadConfig({ KAFKA_COMPRESSION: 'zstd' })).toThrow(/KAFKA_COMPRESSION="zstd" is not one of gzip, none/);
+    expect(() => loadConfig({ KAFKA_RETENTION_MS: '-5' })).toThrow(/KAFKA_RETENTION_MS=-5 is below the minimum -1/);
+    expect(() => loadConfig({ KAFKA_RETENTION_MS: '0' })).toThrow(/KAFKA_RETENTION_MS=0/);
+    expect(() => loadConfig({ KAFKA_REPLICATION_FACTOR: '1' })).toThrow(/KAFKA_MIN_INSYNC_REPLICAS \(2\) must not exceed KAFKA_REPLICATION_FACTOR \(1\)/);
+  });
 });
 
 describe('parseByteSize', () => {
@@ -78,4 +94,17 @@ describe('parseByteSize', () => {
     ['1.5KiB', 1536],
   ])('%s → %d', (s, n) => expect(parseByteSize(s)).toBe(n));
   it('rejects unknown units', () => expect(parseByteSize('3 furlongs')).toBeUndefined());
+
+  it('bounds labels per entry with defaults and refuses nonsense at start', () => {
+    expect(loadConfig({}).normalizer).toMatchObject({ maxLabels: 32, maxLabelBytes: 16 * 1024 });
+    expect(loadConfig({ NORMALIZER_MAX_LABELS: '64', NORMALIZER_MAX_LABEL_BYTES: '32KiB' }).normalizer).toMatchObject({ maxLabels: 64, maxLabelBytes: 32 * 1024 });
+    expect(() => loadConfig({ NORMALIZER_MAX_LABELS: '0' })).toThrow(/NORMALIZER_MAX_LABELS/);
+    expect(() => loadConfig({ NORMALIZER_MAX_LABELS: '300000' })).toThrow(/NORMALIZER_MAX_LABELS/);
+    expect(() => loadConfig({ NORMALIZER_MAX_LABEL_BYTES: '2GiB' })).toThrow(/NORMALIZER_MAX_LABEL_BYTES/);
+  });
+
+  it('bounds every Redis command, 500 ms by default', () => {
+    expect(loadConfig({}).backends.redisCommandTimeoutMs).toBe(500);
+    expect(() => loadConfig({ REDIS_COMMAND_TIMEOUT_MS: '0' })).toThrow(/REDIS_COMMAND_TIMEOUT_MS/);
+  });
 });

@@ -12,13 +12,31 @@ export interface BackendConfig {
   clickhouseDatabase: string;
   /** Redis URL for shared rate state; otherwise in memory. */
   redisUrl: string | undefined;
+  /** Bound on each Redis command; past it the edge answers 503 (a hung Redis never hangs requests). */
+  redisCommandTimeoutMs: number;
   dataDir: string;
   topic: string;
   dlqTopic: string;
   partitions: number;
+  /**
+   * LOG_FSYNC, embedded log only. 'always' (default): a write is acknowledged after its fsync.
+   * 'interval' (fsync every second) and 'never' (the OS decides) acknowledge BEFORE the data is on
+   * disk: a power loss can lose what was acknowledged since the last fsync. Under any policy a
+   * failed write or fsync takes the partition out (503, not ready) until it recovers.
+   */
   logFsync: 'always' | 'interval' | 'never';
   /** Embedded log: size per partition above which fully-read segments are deleted. */
   logRetentionBytes: number;
+  /** Kafka only: how the sink writer creates (and checks) its topics, and produce compression. */
+  kafka: KafkaTopicConfig;
+}
+
+export interface KafkaTopicConfig {
+  replicationFactor: number;
+  minInsyncReplicas: number;
+  /** `retention.ms` of created topics; -1 keeps for ever. */
+  retentionMs: number;
+  compression: 'gzip' | 'none';
 }
 
 export interface EdgeConfig {
@@ -80,6 +98,9 @@ export interface NormalizerConfig {
   inflightBytes: number;
   inflightEntries: number;
   downstreamTimeoutMs: number;
+  /** Per-entry label bounds (INGEST_ERR_ENTRY_LABELS beyond them): count, and keys plus values in UTF-8 bytes. */
+  maxLabels: number;
+  maxLabelBytes: number;
 }
 
 export interface SinkConfig {
@@ -101,6 +122,8 @@ export interface SinkConfig {
   loaderMaxWaitMs: number;
   /** Set false to run a sink writer that only produces (e.g. a replica without a loader). */
   loaderEnabled: boolean;
+  /** Attempts at a batch ClickHouse refuses for its data before its refused rows are dead-lettered. */
+  loaderRefusedAttempts: number;
 }
 
 export interface LoggingConfig {
@@ -164,12 +187,20 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       clickhouseUrl: r.url('CLICKHOUSE_URL'),
       clickhouseDatabase: r.string('CLICKHOUSE_DATABASE', 'default'),
       redisUrl: r.url('REDIS_URL'),
+      redisCommandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 500, { min: 10, max: 10_000 }),
       dataDir,
       topic: r.string('LOG_TOPIC', TOPICS.telemetry),
       dlqTopic: r.string('LOG_DLQ_TOPIC', TOPICS.deadLetter),
       partitions: r.int('LOG_PARTITIONS', 3, { min: 1, max: 1024 }),
       logFsync: r.oneOf('LOG_FSYNC', ['always', 'interval', 'never'] as const, 'always'),
       logRetentionBytes: r.bytes('LOG_RETENTION_BYTES', 1024 ** 3),
+      kafka: {
+        // Distributed defaults: three copies, and an acks=all write needs two of them.
+        replicationFactor: r.int('KAFKA_REPLICATION_FACTOR', 3, { min: 1, max: 32767 }),
+        minInsyncReplicas: r.int('KAFKA_MIN_INSYNC_REPLICAS', 2, { min: 1, max: 32767 }),
+        retentionMs: r.int('KAFKA_RETENTION_MS', 7 * 24 * 3_600_000, { min: -1 }),
+        compression: r.oneOf('KAFKA_COMPRESSION', ['gzip', 'none'] as const, 'gzip'),
+      },
     },
     edge: {
       host,
@@ -206,6 +237,8 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       inflightBytes: r.bytes('NORMALIZER_INFLIGHT_BYTES', 256 * 1024 * 1024),
       inflightEntries: r.int('NORMALIZER_INFLIGHT_ENTRIES', 200_000, { min: 1 }),
       downstreamTimeoutMs: r.int('NORMALIZER_DOWNSTREAM_TIMEOUT_MS', 30_000, { min: 100 }),
+      maxLabels: r.int('NORMALIZER_MAX_LABELS', 32, { min: 1, max: 1000 }),
+      maxLabelBytes: r.bytes('NORMALIZER_MAX_LABEL_BYTES', 16 * 1024),
     },
     sink: {
       host,
@@ -223,6 +256,7 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       loaderBatchBytes: r.bytes('LOADER_BATCH_BYTES', 16 * 1024 * 1024),
       loaderMaxWaitMs: r.int('LOADER_MAX_WAIT_MS', 200, { min: 0 }),
       loaderEnabled: r.oneOf('LOADER_ENABLED', ['true', 'false'] as const, 'true') === 'true',
+      loaderRefusedAttempts: r.int('LOADER_REFUSED_ATTEMPTS', 3, { min: 1, max: 100 }),
     },
   };
   // "collector:4318" parses as a URL with scheme "collector:"; the exporter speaks HTTP only.
@@ -234,6 +268,15 @@ export function loadConfig(env: Env = process.env): IngestConfig {
   if (cfg.sink.batchMaxBytes > cfg.sink.inflightBytes) {
     r.problem(`SINK_BATCH_MAX_BYTES (${cfg.sink.batchMaxBytes}) must not exceed SINK_INFLIGHT_BYTES (${cfg.sink.inflightBytes})`);
   }
+  if (cfg.normalizer.maxLabelBytes < 64 || cfg.normalizer.maxLabelBytes > 1024 * 1024) {
+    r.problem(`NORMALIZER_MAX_LABEL_BYTES (${cfg.normalizer.maxLabelBytes}) must be between 64 bytes and 1 MiB`);
+  }
+  const k = cfg.backends.kafka;
+  // A topic whose min.insync.replicas exceeds its replicas refuses every acks=all write.
+  if (k.minInsyncReplicas > k.replicationFactor) {
+    r.problem(`KAFKA_MIN_INSYNC_REPLICAS (${k.minInsyncReplicas}) must not exceed KAFKA_REPLICATION_FACTOR (${k.replicationFactor})`);
+  }
+  if (k.retentionMs === 0) r.problem('KAFKA_RETENTION_MS=0 would delete entries as soon as they are written; use -1 to keep for ever');
   if (cfg.backends.kafkaBrokers && !cfg.backends.clickhouseUrl) {
     // Allowed, but worth knowing: the loader then writes to chDB on this machine.
   }

@@ -37,6 +37,7 @@ export const ERROR_CATALOG = {
   INGEST_ERR_EDGE_OVERLOADED: { status: 503, retryable: true, scope: 'request', message: 'the edge is over its in-flight budget; retry after %s s' },
   INGEST_ERR_DEPENDENCY_UNAVAILABLE: { status: 503, retryable: true, scope: 'request', message: 'a downstream service (%s) is unavailable; retry after %s s' },
   INGEST_ERR_LOG_UNAVAILABLE: { status: 503, retryable: true, scope: 'request', message: 'the durable log is unavailable: %s' },
+  INGEST_ERR_LOG_RECORD_TOO_LARGE: { status: 413, retryable: false, scope: 'request', message: 'an entry is %s bytes as a log record, over the log limit of %s bytes (the topic\'s max.message.bytes); a retry cannot succeed: shrink the entry' },
   INGEST_ERR_SHUTTING_DOWN: { status: 503, retryable: true, scope: 'request', message: 'the service is shutting down; retry against another replica' },
   INGEST_ERR_NOT_FOUND: { status: 404, retryable: false, scope: 'request', message: 'no route %s' },
   INGEST_ERR_INTERNAL: { status: 500, retryable: true, scope: 'request', message: 'internal error: %s' },
@@ -52,6 +53,7 @@ export const ERROR_CATALOG = {
   INGEST_ERR_ENTRY_UNIT: { status: 400, retryable: false, scope: 'entry', message: 'the unit is not known' },
   INGEST_ERR_ENTRY_VALUE: { status: 400, retryable: false, scope: 'entry', message: 'a metric value must be a finite number' },
   INGEST_ERR_ENTRY_ID: { status: 400, retryable: false, scope: 'entry', message: 'id must be a string of 1 to 128 printable characters' },
+  INGEST_ERR_STORE_REFUSED: { status: 400, retryable: false, scope: 'entry', message: 'the analytics store refused the entry: %s' },
   INGEST_ERR_ENTRY_NAME: { status: 400, retryable: false, scope: 'entry', message: 'a metric name must match ^[a-zA-Z_:][a-zA-Z0-9_:.]*$' },
 
   // Requests Node's HTTP parser refuses before any route sees them (fastify clientErrorHandler).

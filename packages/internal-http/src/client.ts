@@ -1,5 +1,6 @@
 import { Pool } from 'undici';
 import { HEADERS, IngestError, ingestError, isErrorCode, type ErrorCode } from '@ingest/contracts';
+import { JsonText } from './json-text.ts';
 
 export interface HopOptions {
   /** Name of the downstream service, used in error messages. */
@@ -32,6 +33,7 @@ export class HopClient {
     });
   }
 
+  /** `body` is serialized with JSON.stringify, unless it is a JsonText (sent as is). */
   async postJson<T>(path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
     let res;
     try {
@@ -39,7 +41,7 @@ export class HopClient {
         path,
         method: 'POST',
         headers: { 'content-type': 'application/json', ...(this.opts.internalToken ? { [HEADERS.internalToken]: this.opts.internalToken } : {}), ...headers },
-        body: JSON.stringify(body),
+        body: body instanceof JsonText ? body.text : JSON.stringify(body),
       });
     } catch (e) {
       throw ingestError('INGEST_ERR_DEPENDENCY_UNAVAILABLE', [this.opts.name, 1], { retryAfterSeconds: 1, cause: e });

@@ -1,2 +1,3 @@
 export { HopClient } from './client.ts';
 export type { HopOptions } from './client.ts';
+export { JsonText, jsonKeepingInfinity } from './json-text.ts';

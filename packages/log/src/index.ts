@@ -1,4 +1,4 @@
-export { LogUnavailableError } from './types.ts';
+export { LogRecordTooLargeError, LogUnavailableError } from './types.ts';
 export type {
   LogMessage,
   StoredMessage,
@@ -11,8 +11,9 @@ export type {
   LogConsumer,
   LogAdmin,
   DurableLog,
+  LogHealth,
 } from './types.ts';
 export { createKafkaLog } from './kafka/index.ts';
-export { createEmbeddedLog, type EmbeddedLog, type EmbeddedLogOptions } from './embedded/index.ts';
+export { createEmbeddedLog, type CorruptRecordInfo, type EmbeddedLog, type EmbeddedLogOptions } from './embedded/index.ts';
 export { openLog } from './open.ts';
 export type { OpenLogOptions } from './open.ts';

@@ -23,7 +23,11 @@ export interface StoredMessage {
   timestamp: number;
 }
 
-/** Per partition, where the appended messages landed (inclusive offsets). */
+/**
+ * Per partition, where the appended messages landed (inclusive offsets). A send that had to be cut
+ * into several produce requests may report more than one run for a partition (another writer's
+ * records can sit between them).
+ */
 export interface AppendedRange {
   partition: number;
   firstOffset: number;
@@ -94,9 +98,18 @@ export interface LogAdmin {
   close(): Promise<void>;
 }
 
+/** Whether appends work right now; a service that cannot append is not ready. */
+export interface LogHealth {
+  ok: boolean;
+  /** Each part of the log that refuses appends, and why (empty when ok). */
+  failing: Array<{ topic: string; partition: number; error: string; since: number }>;
+}
+
 /** Everything a service needs from a log backend. */
 export interface DurableLog {
   readonly kind: 'embedded' | 'kafka';
+  /** Backends that can tell (the embedded log) report failed appends here until they recover. */
+  health?(): LogHealth;
   producer(): LogProducer;
   consumer(opts: ConsumerOptions): LogConsumer;
   admin(): LogAdmin;
@@ -108,5 +121,24 @@ export class LogUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'LogUnavailableError';
+  }
+}
+
+/**
+ * Some records can never be appended as they are: each on its own is over the log's per-request
+ * limit (Kafka: the topic's `max.message.bytes`). Retrying cannot help, so this is not a
+ * LogUnavailableError. `indices` point into the `messages` of the failed `send`; records of that
+ * send not listed may or may not have been appended (a caller re-sends them; dedup is downstream).
+ */
+export class LogRecordTooLargeError extends Error {
+  constructor(
+    message: string,
+    readonly indices: readonly number[],
+    /** The largest record's estimated size and the limit it was measured against (bytes). */
+    readonly recordBytes: number,
+    readonly limitBytes: number,
+  ) {
+    super(message);
+    this.name = 'LogRecordTooLargeError';
   }
 }

@@ -7,3 +7,5 @@ export { ShadowStore, SHADOW_TABLES, NotAShadowTableError, isShadowTable, assert
 export type { ShadowTableName, RowKey, DiffRow, DiffQuery, PromotePlan } from './shadow.ts';
 export { ReplayRuns } from './replay-runs.ts';
 export type { ReplayRunRecord, ReplayRunStatus } from './replay-runs.ts';
+export { insertRefusal } from './refusal.ts';
+export type { InsertRefusal } from './refusal.ts';

@@ -6,10 +6,10 @@ export interface PostResult {
   body: { accepted?: number; rejected?: Array<{ index: number; code: string; message: string }>; error?: { code: string; message: string; retryable: boolean } };
 }
 
-export async function postIngest(edgeUrl: string, apiKey: string | undefined, payload: unknown, opts: { headers?: Record<string, string>; raw?: Buffer | string } = {}): Promise<PostResult> {
+export async function postIngest(edgeUrl: string, apiKey: string | undefined, payload: unknown, opts: { headers?: Record<string, string>; raw?: Buffer | string; signal?: AbortSignal } = {}): Promise<PostResult> {
   const headers: Record<string, string> = { 'content-type': 'application/json', ...opts.headers };
   if (apiKey !== undefined) headers['authorization'] = `Bearer ${apiKey}`;
-  const res = await fetch(new URL('/v2/ingest', edgeUrl), { method: 'POST', headers, body: opts.raw ?? JSON.stringify(payload) });
+  const res = await fetch(new URL('/v2/ingest', edgeUrl), { method: 'POST', headers, body: opts.raw ?? JSON.stringify(payload), ...(opts.signal ? { signal: opts.signal } : {}) });
   const text = await res.text();
   let body: PostResult['body'];
   try {

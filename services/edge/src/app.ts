@@ -7,7 +7,7 @@ import { FairBudget, retryAfterSeconds, type Lease } from '@ingest/queue';
 import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, type LoggingOptions, sendError, traceHeaders } from '@ingest/observability';
 import { KeyIndex, bearerToken, type Principal } from './auth/key-index.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
-import { HopClient } from '@ingest/internal-http';
+import { HopClient, jsonKeepingInfinity } from '@ingest/internal-http';
 import { MemoryRateStore, type RateStore, type TakeResult } from './rate/rate-store.ts';
 import { RedisRateStore } from './rate/redis-rate-store.ts';
 import { CutoverGate, type CutoverOptions } from './cutover/gate.ts';
@@ -137,8 +137,9 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       try {
         const raw = await readBody(payload as unknown as import('node:stream').Readable, req.headers['content-encoding'], cfg.bodyLimitBytes);
         const text = decodeUtf8(raw);
-        const entries = parseEntries(text, format, { maxBytes: cfg.bodyLimitBytes, maxEntries: cfg.maxEntriesPerRequest, maxDepth: cfg.maxNestingDepth });
-        return { entries, bytes: raw.byteLength };
+        const seen = { bigNumber: false };
+        const entries = parseEntries(text, format, { maxBytes: cfg.bodyLimitBytes, maxEntries: cfg.maxEntriesPerRequest, maxDepth: cfg.maxNestingDepth }, seen);
+        return { entries, bytes: raw.byteLength, bigNumbers: seen.bigNumber };
       } finally {
         // Read, failed or abandoned by the client: the read reservation ends here either way.
         req.readLease?.release();
@@ -180,7 +181,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       try {
         const version = String(req.headers[HEADERS.version] ?? 'v2');
         const request: NormalizeRequest = { tenant, receivedAt: Date.now(), entries: body.entries };
-        const result = await normalizer.postJson<IngestResult>(ROUTES.normalize, request, {
+        // 1e309 parsed to Infinity; plain JSON would forward it as null, reported as "missing".
+        const result = await normalizer.postJson<IngestResult>(ROUTES.normalize, body.bigNumbers === true ? jsonKeepingInfinity(request) : request, {
           [HEADERS.tenant]: tenant,
           [HEADERS.version]: version,
           ...traceHeaders(req),

@@ -39,6 +39,8 @@ export async function buildNormalizer(opts: NormalizerOptions): Promise<FastifyI
   const metrics = createServiceMetrics('normalizer', { defaultMetrics: opts.logger !== false });
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
   const sink = new HopClient(cfg.sinkUrl, { name: 'sink-writer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_SINK_OVERLOADED', internalToken: cfg.internalToken });
+  // One object for the process, so resolveLimits merges it once (it caches per object).
+  const entryLimits = { maxLabels: cfg.maxLabels, maxLabelBytes: cfg.maxLabelBytes };
   let closing = false;
 
   installServiceBasics(app, {
@@ -66,7 +68,7 @@ export async function buildNormalizer(opts: NormalizerOptions): Promise<FastifyI
       const entries: NormalizedEntry[] = [];
       const rejected: EntryRejection[] = [];
       const deadLetters: DeadLetter[] = [];
-      const ctx = { tenant, receivedAt: body.receivedAt };
+      const ctx = { tenant, receivedAt: body.receivedAt, limits: entryLimits };
       for (let i = 0; i < n; i++) {
         const raw = body.entries[i];
         const out = normalizeEntry(raw, ctx);

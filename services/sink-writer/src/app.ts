@@ -2,13 +2,14 @@ import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { HEADERS, INGEST_VERSIONS, ROUTES, ingestError, type WriteRequest, type WriteResult } from '@ingest/contracts';
 import type { BackendConfig, SinkConfig } from '@ingest/config';
-import { LogUnavailableError, openLog, type DurableLog, type LogMessage } from '@ingest/log';
+import { LogRecordTooLargeError, LogUnavailableError, openLog, type DurableLog, type LogMessage } from '@ingest/log';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
 import { TABLES, TelemetryStore, type TableName } from '@ingest/storage';
 import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, traceChild, traceHeaders, type LoggingOptions } from '@ingest/observability';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { LogBatcher } from './batch/log-batcher.ts';
 import { ClickHouseLoader } from './loader/clickhouse-loader.ts';
+import { DayGate } from './loader/day-gate.ts';
 import { registerReplayRoutes } from './replay/routes.ts';
 
 /**
@@ -43,8 +44,11 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
   const tornTails = new Counter({ name: 'ingest_log_torn_tail_total', help: 'Torn or corrupt log tails cut back at start', registers: [metrics.registry] });
   const loaded = new Counter({ name: 'ingest_loader_rows_total', help: 'Rows inserted into ClickHouse by the loader', registers: [metrics.registry] });
   const loadErrors = new Counter({ name: 'ingest_loader_errors_total', help: 'Failed loader inserts (retried)', registers: [metrics.registry] });
+  const deadLettered = new Counter({ name: 'ingest_loader_dead_lettered_total', help: 'Entries ClickHouse refused for their data, sent to the dead-letter topic, by ClickHouse error', labelNames: ['reason'], registers: [metrics.registry] });
   const badMessages = new Counter({ name: 'ingest_loader_bad_messages_total', help: 'Log messages that could not be decoded', registers: [metrics.registry] });
   const insertSeconds = new Histogram({ name: 'ingest_loader_insert_seconds', help: 'ClickHouse insert latency per batch', registers: [metrics.registry], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
+  const corruptRecords = new Counter({ name: 'ingest_log_corrupt_records_total', help: 'Damaged log records stepped over and quarantined (their entries are lost)', registers: [metrics.registry] });
+  let corruptSeen = 0;
   const lagGauge = new Gauge({
     name: 'ingest_loader_lag_messages',
     help: 'Messages in the log not yet loaded',
@@ -63,10 +67,16 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
       partitions: be.partitions,
       fsync: be.logFsync,
       retentionBytes: be.logRetentionBytes,
+      kafka: be.kafka,
       clientId: 'sink-writer',
       onTornTail: (info) => {
         tornTails.inc();
         app.log.warn(info, 'log tail was torn; cut back to the last whole record');
+      },
+      onCorruptRecord: (info) => {
+        corruptSeen += info.records;
+        corruptRecords.inc(info.records);
+        app.log.error(info, 'damaged log record skipped and quarantined; every other record is still delivered');
       },
     });
   const admin = log.admin();
@@ -85,6 +95,8 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
   const mirrored = new LogBatcher(producer, { topic: mirrorTopic, ...batchOpts });
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
 
+  // The live loader and promote share it: a promote holds its day so no insert is replaced away.
+  const liveGate = new DayGate();
   let loader: ClickHouseLoader | undefined;
   let mirrorLoader: ClickHouseLoader | undefined;
   let lastLoadError: string | undefined;
@@ -111,7 +123,11 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
         badMessages.inc();
         app.log.error({ partition: b.partition, offset, reason }, 'undecodable log message skipped');
       },
-    });
+      onDeadLettered: (b, refused) => {
+        for (const r of refused) deadLettered.inc({ reason: r.refusal.type });
+        app.log.error({ partition: b.partition, firstOffset: b.firstOffset, lastOffset: b.lastOffset, offsets: refused.map((r) => r.row.log_offset).slice(0, 20), reason: refused[0]?.refusal.type }, 'entries refused by ClickHouse sent to the dead-letter topic');
+      },
+    }, { deadLetter: { producer, topic: be.dlqTopic }, refusedAttempts: cfg.loaderRefusedAttempts, gate: liveGate });
     loader.start();
     const mirrorConsumer = log.consumer({
       group: `${cfg.loaderGroup}.mirror`,
@@ -155,9 +171,13 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
       const ch = await store.ping();
       // Ready means "can take writes": the log. ClickHouse down only delays loading (the log holds
       // the data), so it shows as a check but does not take the sink out of the load balancer.
-      return { ready: !closing, checks: { log: log.kind, store: ch ? `ok (${store.kind})` : 'unreachable', ...(lastLoadError ? { loader: lastLoadError } : {}) } };
+      // A log that refuses appends (disk full, failed fsync) makes every write a 503: not ready
+      // until its recovery succeeds.
+      const appends = log.health?.() ?? { ok: true, failing: [] };
+      const logCheck = appends.ok ? log.kind : `appends failing: ${appends.failing.map((f) => f.error).join('; ').slice(0, 300)}`;
+      return { ready: !closing && appends.ok, checks: { log: logCheck, store: ch ? `ok (${store.kind})` : 'unreachable', ...(lastLoadError ? { loader: lastLoadError } : {}) } };
     },
-    status: async () => ({ budget: budget.snapshot(), log: log.kind, store: store.kind, lag: await lag().catch((e: unknown) => ({ error: (e as Error).message })) }),
+    status: async () => ({ budget: budget.snapshot(), log: log.kind, store: store.kind, lag: await lag().catch((e: unknown) => ({ error: (e as Error).message })), logCorruptRecords: corruptSeen }),
   });
 
   app.post(ROUTES.write, async (req): Promise<WriteResult> => {
@@ -188,6 +208,11 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
     try {
       await traceChild(req, 'log.append', Promise.all([(mirror ? mirrored : telemetry).submit(msgs, bytes), deadLetters.submit(dlq, 0)]), { 'messaging.batch.message_count': n });
     } catch (e) {
+      // Permanent: a retry of the same request would fail the same way, so it is not a 503.
+      if (e instanceof LogRecordTooLargeError) {
+        metrics.discarded.inc({ tenant, reason: 'INGEST_ERR_LOG_RECORD_TOO_LARGE' }, n);
+        throw ingestError('INGEST_ERR_LOG_RECORD_TOO_LARGE', [e.recordBytes, e.limitBytes], { cause: e });
+      }
       metrics.discarded.inc({ tenant, reason: 'INGEST_ERR_LOG_UNAVAILABLE' }, n);
       const reason = e instanceof LogUnavailableError ? e.message : (e as Error).message;
       throw ingestError('INGEST_ERR_LOG_UNAVAILABLE', [reason.slice(0, 200)], { retryAfterSeconds: retryAfterSeconds(1), cause: e });
@@ -213,7 +238,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
     return store.rowStats(tableParam(q.table), q.tenant);
   });
   app.get('/admin/v1/lag', async () => lag());
-  registerReplayRoutes(app, { log, admin, store, producer, topic: be.topic, dataDir: be.dataDir });
+  registerReplayRoutes(app, { log, admin, store, producer, topic: be.topic, dataDir: be.dataDir, liveGate });
 
   app.addHook('preClose', async () => {
     closing = true;

@@ -1,9 +1,13 @@
 import { parse, table, type Command } from '../cli.ts';
 import { EXIT } from '../exit-codes.ts';
 
-const HELP = `ingestctl status — health, budget use and loader lag of each service
+const HELP = `ingestctl status — health, budget use, loader lag and log damage of each service
 
   ingestctl status [--json]
+
+A service that is up but not ready shows the checks that keep it out (e.g. the sink writer's log
+refusing appends after a failed write or fsync). LOG DAMAGE is the number of damaged records the
+sink writer's embedded log stepped over and quarantined since it started (runbooks/ingest-log-torn-tail.md).
 
 Service URLs: EDGE_URL, NORMALIZER_URL, SINK_URL (defaults: 127.0.0.1 ports 8080, 8081, 8082) for
 /healthz and /readyz; EDGE_ADMIN_URL, NORMALIZER_ADMIN_URL, SINK_ADMIN_URL (defaults: 127.0.0.1 ports
@@ -34,6 +38,12 @@ async function probe(service: string, url: string, adminUrl: string): Promise<Se
   } catch (e) {
     return { service, url, healthy: false, ready: false, error: (e as Error).message };
   }
+}
+
+/** Why a service that answers is not ready: its checks, e.g. "log: appends failing: …". */
+function notReady(s: ServiceStatus): string {
+  const checks = Object.entries(s.checks ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ');
+  return checks === '' ? 'up, not ready' : `up, not ready (${checks.slice(0, 100)})`;
 }
 
 function pct(b: unknown): string {
@@ -71,12 +81,14 @@ export const status: Command = {
         table(
           all.map((s) => {
             const lag = (s.status?.['lag'] as { total?: number } | undefined)?.total;
+            const damaged = s.status?.['logCorruptRecords'];
             return {
               service: s.service,
               url: s.url,
-              health: s.error ? `down (${s.error.slice(0, 40)})` : s.ready ? 'ready' : s.healthy ? 'up, not ready' : 'down',
+              health: s.error ? `down (${s.error.slice(0, 40)})` : s.ready ? 'ready' : s.healthy ? notReady(s) : 'down',
               budget: pct(s.status?.['budget']),
               lag: lag === undefined ? '-' : String(lag),
+              'log damage': typeof damaged === 'number' ? (damaged === 0 ? '0' : `${damaged} record(s) quarantined`) : '-',
             };
           }),
         ),

@@ -8,6 +8,7 @@
  * so an idempotency token derived from the offset range stays the same.
  */
 import type { BatchHandler, ConsumerOptions, LogConsumer, MessageBatch, StoredMessage } from '../types.ts';
+import { backoffMs } from './backoff.ts';
 import type { Partition } from './partition.ts';
 import type { TopicState } from './topic.ts';
 
@@ -216,7 +217,7 @@ export class EmbeddedConsumer implements LogConsumer {
   }
 
   private backoff(attempt: number): number {
-    return Math.min(this.host.retryMaxMs, this.host.retryInitialMs * 2 ** Math.min(attempt, 30));
+    return backoffMs(attempt, this.host.retryInitialMs, this.host.retryMaxMs);
   }
 
   private sleep(ms: number): Promise<void> {

@@ -1,7 +1,18 @@
 import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { decodeBody, encodeRecord, MAX_RECORD_BYTES, prepareMessage, RECORD_OVERHEAD_BYTES, scanRecords, Visit, type PreparedMessage } from './format.ts';
+import {
+  decodeBody,
+  encodeRecord,
+  MAX_RECORD_BYTES,
+  prepareMessage,
+  RECORD_OVERHEAD_BYTES,
+  scanRecords,
+  Visit,
+  type DamagedRegion,
+  type PreparedMessage,
+  type ScanOptions,
+} from './format.ts';
 import { makeTempDir } from './test-helpers.ts';
 
 function encodeAll(ms: PreparedMessage[], firstOffset: number): Buffer {
@@ -65,7 +76,7 @@ describe('record format', () => {
       const fh = await open(path, 'r');
       try {
         const seen: number[] = [];
-        const r = await scanRecords(fh, 0, bytes.length, firstOffset, (v) => (seen.push(v.offset), Visit.Continue), 16);
+        const r = await scanRecords(fh, 0, bytes.length, firstOffset, (v) => (seen.push(v.offset), Visit.Continue), { chunkBytes: 16 });
         return { ...r, seen };
       } finally {
         await fh.close();
@@ -80,5 +91,77 @@ describe('record format', () => {
     const hugeLength = Buffer.from(good);
     hugeLength.writeUInt32BE(0xfffffff0, third);
     expect(await scan(hugeLength)).toMatchObject({ goodEnd: third, stop: 'corrupt' });
+  });
+
+  describe('resync over damaged records', () => {
+    const ms = Array.from({ length: 40 }, (_, i) => prepareMessage({ key: `k${i}`, value: Buffer.from(`value-${i}-`.padEnd(20 + (i % 7), 'x')) }, MAX_RECORD_BYTES, 0));
+    const good = encodeAll(ms, 100);
+    const posOf = (i: number) => ms.slice(0, i).reduce((n, m) => n + m.size, 0);
+    const scan = async (bytes: Buffer, o: { start?: number; firstOffset?: number; trustedStart?: boolean } = {}) => {
+      const path = join(tmp.dir, 'seg');
+      await writeFile(path, bytes);
+      const fh = await open(path, 'r');
+      const damages: DamagedRegion[] = [];
+      const opts: ScanOptions = { chunkBytes: 64, resync: { trustedStart: o.trustedStart ?? true, onDamage: (d) => damages.push(d) } };
+      try {
+        const seen: number[] = [];
+        const r = await scanRecords(fh, o.start ?? 0, bytes.length, o.firstOffset ?? 100, (v) => (seen.push(v.offset), Visit.Continue), opts);
+        return { ...r, seen, damages };
+      } finally {
+        await fh.close();
+      }
+    };
+    const allBut = (...lost: number[]) => Array.from({ length: 40 }, (_, i) => 100 + i).filter((o) => !lost.includes(o));
+
+    it('steps over a record with a flipped value byte to the next one, offsets unchanged', async () => {
+      const b = Buffer.from(good);
+      b[posOf(17) + 25] = b[posOf(17) + 25]! ^ 0x01;
+      const r = await scan(b);
+      expect(r.seen).toEqual(allBut(117));
+      expect(r.damages).toEqual([{ position: posOf(17), end: posOf(18), firstOffset: 117, nextOffset: 118 }]);
+      expect(r).toMatchObject({ goodEnd: good.length, nextOffset: 140, stop: null });
+    });
+
+    it('resyncs when the length field itself is damaged (too long, too short, past the end)', async () => {
+      for (const length of [ms[17]!.size + 3, 30, 0x0fffffff]) {
+        const b = Buffer.from(good);
+        b.writeUInt32BE(length, posOf(17));
+        const r = await scan(b);
+        expect(r.seen).toEqual(allBut(117));
+        expect(r.damages).toEqual([{ position: posOf(17), end: posOf(18), firstOffset: 117, nextOffset: 118 }]);
+      }
+    });
+
+    it('a stretch spanning several records costs exactly those records', async () => {
+      const b = Buffer.from(good);
+      b.fill(0, posOf(10) + 12, posOf(13) + 9); // from inside record 10 to inside record 13
+      const r = await scan(b);
+      expect(r.seen).toEqual(allBut(110, 111, 112, 113));
+      expect(r.damages).toEqual([{ position: posOf(10), end: posOf(14), firstOffset: 110, nextOffset: 114 }]);
+    });
+
+    it('bad bytes with no good record after them are a bad tail, not damage', async () => {
+      const b = Buffer.from(good);
+      b[posOf(39) + 20] = b[posOf(39) + 20]! ^ 0x10;
+      expect(await scan(b)).toMatchObject({ goodEnd: posOf(39), nextOffset: 139, stop: 'corrupt', damages: [] });
+      expect(await scan(good.subarray(0, posOf(39) + 5))).toMatchObject({ goodEnd: posOf(39), nextOffset: 139, stop: 'torn', damages: [] });
+    });
+
+    it('never takes a record with an offset that cannot follow (stale or foreign bytes)', async () => {
+      // Record 20 moved to where record 5 was: it verifies, but offset 120 cannot follow 104 after
+      // one record's worth of bytes, so the scan resyncs to the real record 6.
+      const b = Buffer.from(good);
+      const moved = good.subarray(posOf(20), posOf(21));
+      b.fill(0xee, posOf(5), posOf(6));
+      moved.copy(b, posOf(5), 0, Math.min(moved.length, ms[5]!.size));
+      const r = await scan(b);
+      expect(r.seen).toEqual(allBut(105));
+    });
+
+    it('from an untrusted start (a sparse-index hint) a bad first record stops the scan instead', async () => {
+      const b = Buffer.from(good);
+      const r = await scan(b, { start: posOf(10) + 3, firstOffset: 110, trustedStart: false });
+      expect(r).toMatchObject({ goodEnd: posOf(10) + 3, stop: 'corrupt', seen: [], damages: [] });
+    });
   });
 });

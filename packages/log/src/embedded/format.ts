@@ -188,9 +188,32 @@ export interface ScanResult {
   /**
    * Why the scan ended before `end`: 'torn' when the last record runs past `end` (an interrupted
    * write), 'corrupt' when a record is complete but fails length/CRC/version/offset checks,
-   * 'visitor' when the visitor asked, null when it reached `end` exactly.
+   * 'visitor' when the visitor asked, null when it reached `end` exactly. With resync, 'torn' and
+   * 'corrupt' mean no verifiable record follows the bad bytes: a bad tail, not a damaged record.
    */
   stop: 'torn' | 'corrupt' | 'visitor' | null;
+}
+
+/**
+ * Bytes between two good records that the scan stepped over: one or more damaged records, holding
+ * offsets [firstOffset, nextOffset). The record at `end` verified and carries `nextOffset`.
+ */
+export interface DamagedRegion {
+  position: number;
+  end: number;
+  firstOffset: number;
+  nextOffset: number;
+}
+
+export interface ScanOptions {
+  chunkBytes?: number;
+  /**
+   * Step over damaged records instead of stopping at the first one. `trustedStart`: `start` is
+   * known to be a record boundary holding `firstOffset` (segment start, or the end of a verified
+   * record); a sparse-index position is not, so a bad record right there stops the scan instead
+   * (the caller then rescans from a trusted position rather than mistaking a stale index for damage).
+   */
+  resync?: { trustedStart: boolean; onDamage: (d: DamagedRegion) => void };
 }
 
 export const SCAN_CHUNK_BYTES = 256 * 1024;
@@ -199,6 +222,14 @@ export const SCAN_CHUNK_BYTES = 256 * 1024;
  * Walks records in fh from `start` (a record boundary whose record carries `firstOffset`) up to
  * `end`, verifying each one, and calls `visit` for each good record. Reads in large chunks so a scan
  * costs one syscall per chunk, not per record.
+ *
+ * With `resync`, a bad record is not the end: the scan looks, byte by byte, for the next position
+ * where a record verifies (length, version, CRC) and carries an offset that fits what can have been
+ * lost in between (each record takes at least RECORD_OVERHEAD_BYTES, so k lost records need k times
+ * that many bytes). Offsets are checked, not only CRCs, so a record-shaped run of bytes inside a
+ * value is never taken for a record. The search is bounded by `end` (one segment) and holds at most
+ * one record in memory; it costs a few byte compares per position and a CRC only where the version
+ * byte, length and offset already fit.
  */
 export async function scanRecords(
   fh: FileHandle,
@@ -206,28 +237,30 @@ export async function scanRecords(
   end: number,
   firstOffset: number,
   visit: (r: RecordView) => Visit,
-  chunkBytes = SCAN_CHUNK_BYTES,
+  opts: ScanOptions = {},
 ): Promise<ScanResult> {
+  const chunkBytes = opts.chunkBytes ?? SCAN_CHUNK_BYTES;
   let buf = Buffer.allocUnsafe(Math.max(1, Math.min(chunkBytes, end - start)));
   let bufStart = start;
   let bufLength = 0;
   let pos = start;
   let expected = firstOffset;
 
-  // Makes buf hold file bytes [pos, pos+n); false when the file (or `end`) has fewer.
-  const ensure = async (n: number): Promise<boolean> => {
-    if (pos + n > end) return false;
-    if (pos + n <= bufStart + bufLength) return true;
-    const keep = bufStart + bufLength - pos;
-    const want = Math.min(Math.max(n, chunkBytes), end - pos);
+  // Makes buf hold file bytes [at, at+n); false when the file (or `end`) has fewer. Never moves
+  // the window before `at`, so callers only look forward.
+  const ensure = async (at: number, n: number): Promise<boolean> => {
+    if (at + n > end) return false;
+    if (at >= bufStart && at + n <= bufStart + bufLength) return true;
+    const keep = Math.max(0, bufStart + bufLength - at);
+    const want = Math.min(Math.max(n, chunkBytes), end - at);
     if (buf.length < want) {
       const bigger = Buffer.allocUnsafe(want);
-      buf.copy(bigger, 0, pos - bufStart, pos - bufStart + keep);
+      if (keep > 0) buf.copy(bigger, 0, at - bufStart, at - bufStart + keep);
       buf = bigger;
     } else if (keep > 0) {
-      buf.copy(buf, 0, pos - bufStart, pos - bufStart + keep);
+      buf.copy(buf, 0, at - bufStart, at - bufStart + keep);
     }
-    bufStart = pos;
+    bufStart = at;
     bufLength = keep;
     while (bufLength < want) {
       const { bytesRead } = await fh.read(buf, bufLength, want - bufLength, bufStart + bufLength);
@@ -238,26 +271,66 @@ export async function scanRecords(
     return true;
   };
 
+  /** The record at `at` if it verifies and carries an offset in [minOffset, maxOffset]. */
+  const check = async (at: number, minOffset: number, maxOffset: number): Promise<'torn' | 'corrupt' | { bodyLength: number; offset: number }> => {
+    if (!(await ensure(at, RECORD_HEADER_BYTES))) return 'torn';
+    const bodyLength = buf.readUInt32BE(at - bufStart);
+    if (bodyLength < MIN_BODY_BYTES || bodyLength + RECORD_HEADER_BYTES > MAX_RECORD_BYTES) return 'corrupt';
+    if (!(await ensure(at, RECORD_HEADER_BYTES + bodyLength))) return 'torn';
+    const bodyStart = at - bufStart + RECORD_HEADER_BYTES;
+    if (buf[bodyStart] !== RECORD_VERSION) return 'corrupt';
+    const offset = readU64(buf, bodyStart + 1);
+    if (offset < minOffset || offset > maxOffset) return 'corrupt';
+    if (crc32(buf.subarray(bodyStart, bodyStart + bodyLength)) !== buf.readUInt32BE(at - bufStart + 4)) return 'corrupt';
+    return { bodyLength, offset };
+  };
+
+  /** Next position after `from` holding a verifiable record that can follow `expected`, or null. */
+  const resync = async (from: number): Promise<{ position: number; offset: number } | null> => {
+    let q = from + 1;
+    while (q + RECORD_OVERHEAD_BYTES <= end) {
+      if (!(await ensure(q, RECORD_OVERHEAD_BYTES))) return null;
+      // A synchronous pass over the window: an await per byte would cost more than the filters.
+      const last = bufStart + bufLength - RECORD_OVERHEAD_BYTES;
+      let candidate = -1;
+      let maxOffset = 0;
+      for (; q <= last; q++) {
+        const at = q - bufStart;
+        // Version byte, then the offset's top byte: offsets are safe integers (< 2^53), so it is 0.
+        if (buf[at + RECORD_HEADER_BYTES] !== RECORD_VERSION || buf[at + RECORD_HEADER_BYTES + 1] !== 0) continue;
+        const bodyLength = buf.readUInt32BE(at);
+        if (bodyLength < MIN_BODY_BYTES || bodyLength + RECORD_HEADER_BYTES > MAX_RECORD_BYTES || q + RECORD_HEADER_BYTES + bodyLength > end) continue;
+        maxOffset = expected + Math.floor((q - from) / RECORD_OVERHEAD_BYTES);
+        const offset = readU64(buf, at + RECORD_HEADER_BYTES + 1);
+        if (offset < expected || offset > maxOffset) continue;
+        candidate = q;
+        break;
+      }
+      if (candidate < 0) continue;
+      const c = await check(candidate, expected, maxOffset);
+      if (typeof c === 'object') return { position: candidate, offset: c.offset };
+      q = candidate + 1;
+    }
+    return null;
+  };
+
   for (;;) {
     if (pos === end) return { goodEnd: pos, nextOffset: expected, stop: null };
-    if (!(await ensure(RECORD_HEADER_BYTES))) return { goodEnd: pos, nextOffset: expected, stop: 'torn' };
-    const bodyLength = buf.readUInt32BE(pos - bufStart);
-    if (bodyLength < MIN_BODY_BYTES || bodyLength + RECORD_HEADER_BYTES > MAX_RECORD_BYTES) {
-      return { goodEnd: pos, nextOffset: expected, stop: 'corrupt' };
+    const c = await check(pos, expected, expected);
+    if (typeof c !== 'object') {
+      if (opts.resync === undefined || (pos === start && !opts.resync.trustedStart)) return { goodEnd: pos, nextOffset: expected, stop: c };
+      const next = await resync(pos);
+      if (next === null) return { goodEnd: pos, nextOffset: expected, stop: c };
+      opts.resync.onDamage({ position: pos, end: next.position, firstOffset: expected, nextOffset: next.offset });
+      pos = next.position;
+      expected = next.offset;
+      continue;
     }
-    if (!(await ensure(RECORD_HEADER_BYTES + bodyLength))) return { goodEnd: pos, nextOffset: expected, stop: 'torn' };
-    const at = pos - bufStart;
-    const bodyStart = at + RECORD_HEADER_BYTES;
-    const crc = buf.readUInt32BE(at + 4);
-    if (crc32(buf.subarray(bodyStart, bodyStart + bodyLength)) !== crc || buf[bodyStart] !== RECORD_VERSION) {
-      return { goodEnd: pos, nextOffset: expected, stop: 'corrupt' };
-    }
-    const offset = readU64(buf, bodyStart + 1);
-    if (offset !== expected) return { goodEnd: pos, nextOffset: expected, stop: 'corrupt' };
-    const verdict = visit({ buf, bodyStart, bodyLength, offset, position: pos });
+    // check() left the whole record in the window.
+    const verdict = visit({ buf, bodyStart: pos - bufStart + RECORD_HEADER_BYTES, bodyLength: c.bodyLength, offset: c.offset, position: pos });
     if (verdict === Visit.StopBefore) return { goodEnd: pos, nextOffset: expected, stop: 'visitor' };
-    pos += RECORD_HEADER_BYTES + bodyLength;
-    expected = offset + 1;
+    pos += RECORD_HEADER_BYTES + c.bodyLength;
+    expected = c.offset + 1;
     if (verdict === Visit.StopAfter) return { goodEnd: pos, nextOffset: expected, stop: 'visitor' };
   }
 }

@@ -1,5 +1,5 @@
 /** Small filesystem helpers whose ordering matters for crash safety. */
-import { open, rename, readFile, unlink, writeFile } from 'node:fs/promises';
+import { open, rename, readFile, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LogUnavailableError } from '../types.ts';
 
@@ -20,18 +20,23 @@ let tmpCounter = 0;
 
 /**
  * Replaces `path` with `data` so that a crash leaves either the old or the new content, never a mix:
- * write a temp file in the same directory, fsync it, rename over, fsync the directory.
+ * write a temp file in the same directory, fsync it, rename over, fsync the directory. `data` may be
+ * a function that writes the content itself, for content too large to hold in memory at once.
  */
-export async function writeFileAtomic(path: string, data: string | Buffer, durable: boolean): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Buffer | ((fh: FileHandle) => Promise<void>), durable: boolean): Promise<void> {
   tmpCounter = (tmpCounter + 1) % 1_000_000;
   const tmp = `${path}.${process.pid}.${tmpCounter}.tmp`;
   const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(data);
+    if (typeof data === 'function') await data(fh);
+    else await fh.writeFile(data);
     if (durable) await fh.sync();
-  } finally {
-    await fh.close();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw err;
   }
+  await fh.close();
   try {
     await rename(tmp, path);
   } catch (err) {

@@ -6,6 +6,7 @@
  *   <dir>/topics/<topic>/topic.json                { "version": 1, "partitions": 3 }
  *   <dir>/topics/<topic>/<partition>/<base:020>.log    records, see format.ts
  *   <dir>/topics/<topic>/<partition>/<base:020>.index  sparse index of a sealed segment, see segment.ts
+ *   <dir>/topics/<topic>/<partition>/quarantine/       copies of damaged records readers stepped over
  *   <dir>/groups/<group>.json                      committed offsets, see groups.ts
  *
  * One process owns a log directory (enforced by LOCK); others may open it with `readOnly: true`,
@@ -20,6 +21,7 @@ import {
   type DurableLog,
   type LogAdmin,
   type LogConsumer,
+  type LogHealth,
   type LogMessage,
   type LogProducer,
   type PartitionOffsets,
@@ -64,12 +66,19 @@ export interface EmbeddedLogOptions {
   maxMessageBytes?: number;
   /** How often an idle consumer looks for data it was not woken for (another process's appends). Default 250. */
   pollIntervalMs?: number;
-  /** Consumer retry backoff: first delay, doubling up to retryMaxMs. Defaults 100 / 30000. */
+  /**
+   * Consumer retry backoff: first delay, doubling up to retryMaxMs. Defaults 100 / 30000. A partition
+   * whose append failed retries its recovery on the same schedule, capped at 5 s so it is back in
+   * service soon after the fault clears.
+   */
   retryInitialMs?: number;
   retryMaxMs?: number;
   /** A partition's last segment ended in a torn or corrupt record at open (truncated unless read-only). */
   onTornTail?: (info: TornTailInfo) => void;
-  /** A reader met a corrupt record inside a sealed segment; the rest of that segment is skipped. */
+  /**
+   * Recovery or a reader met damaged records with good ones after them: their bytes were copied to
+   * `<partition>/quarantine/`, their offsets are skipped, and every later record is still read.
+   */
   onCorruptRecord?: (info: CorruptRecordInfo) => void;
   /** A consumer's handler, read or commit failed (it retries after a backoff). */
   onConsumerError?: (err: unknown, info: ConsumerErrorInfo) => void;
@@ -82,7 +91,7 @@ export interface EmbeddedLogStats {
   tornTails: number;
   /** Bytes cut off (or, read-only, that would be) by those. */
   tornBytes: number;
-  /** Corrupt records met inside sealed segments (each segment counted once). */
+  /** Records lost to damage, stepped over and quarantined (each damaged stretch counted once). */
   corruptRecords: number;
   /** Sends refused because the pending-send budget was exhausted. */
   rejectedSends: number;
@@ -103,10 +112,14 @@ export interface EmbeddedLog extends DurableLog {
    */
   ready(): Promise<void>;
   stats(): EmbeddedLogStats;
+  /** Partitions refusing appends after a failed write or fsync, until their recovery succeeds. */
+  health(): LogHealth;
 }
 
 const MIB = 1024 * 1024;
 const MAX_SEGMENT_BYTES = 1024 * MIB;
+/** Cap on the delay between recovery attempts of a failed partition (see retryMaxMs). */
+const RECOVERY_MAX_MS = 5000;
 /** Admin reads are for humans and tools; this keeps one call from materialising gigabytes. */
 const ADMIN_READ_MAX_BYTES = 16 * MIB;
 
@@ -269,6 +282,17 @@ class EmbeddedLogImpl implements EmbeddedLog, ConsumerHost {
     return { ...this.counters };
   }
 
+  health(): LogHealth {
+    const failing = [];
+    for (const t of this.topics.values()) {
+      for (const p of t.partitions) {
+        const f = p.health();
+        if (f !== null) failing.push({ topic: f.topic, partition: f.partition, error: f.error, since: f.since });
+      }
+    }
+    return { ok: failing.length === 0, failing };
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new LogUnavailableError('the embedded log is closed');
   }
@@ -339,11 +363,13 @@ class EmbeddedLogImpl implements EmbeddedLog, ConsumerHost {
               this.hooks.onTornTail?.(info);
             },
             onCorruptRecord: (info) => {
-              this.counters.corruptRecords++;
+              this.counters.corruptRecords += info.records;
               this.hooks.onCorruptRecord?.(info);
             },
             onAppend: () => topic.notify(),
             onBackgroundError: (err) => this.hooks.onBackgroundError?.(err),
+            recoveryInitialMs: this.s.retryInitialMs,
+            recoveryMaxMs: Math.min(this.s.retryMaxMs, RECOVERY_MAX_MS),
           }),
         );
       }

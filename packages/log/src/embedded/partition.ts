@@ -6,12 +6,28 @@
  * been fsync'd. Otherwise a crash could take back records a consumer already loaded into ClickHouse,
  * and the offsets would be handed out again to different records, whose offset-derived dedup token
  * would then collide with the lost ones.
+ *
+ * Failed appends: after a write or fsync error the partition refuses appends (LogUnavailableError)
+ * and reports itself in health() until a recovery attempt, retried with backoff in the writer loop,
+ * has brought the file back to a state it can prove: a fresh descriptor, the unsynced bytes
+ * re-verified and rewritten, an fsync that succeeded, and a probe write that shows the disk takes
+ * data again. Nothing is acknowledged on top of a failed fsync, and no visible offset is reused.
  */
 import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { LogUnavailableError, type StoredMessage } from '../types.ts';
-import { bodyValueLength, decodeBody, encodeRecord, scanRecords, Visit, type PreparedMessage, type RecordView } from './format.ts';
-import { fsyncDir, isErrno } from './fsutil.ts';
+import {
+  bodyValueLength,
+  decodeBody,
+  encodeRecord,
+  scanRecords,
+  Visit,
+  type DamagedRegion,
+  type PreparedMessage,
+  type RecordView,
+} from './format.ts';
+import { backoffMs } from './backoff.ts';
+import { fsyncDir, isErrno, writeFileAtomic } from './fsutil.ts';
 import { parseSegmentFileName, Segment, segmentFileName } from './segment.ts';
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';
@@ -25,13 +41,28 @@ export interface TornTailInfo {
   truncatedBytes: number;
 }
 
+/**
+ * Damaged bytes between good records (a flipped bit, a bad sector): readers step over them to the
+ * next record that verifies, so only the records in this stretch are lost.
+ */
 export interface CorruptRecordInfo {
   topic: string;
   partition: number;
   segment: string;
-  /** File position of the first bad record; the rest of that segment is skipped by readers. */
+  /** File position and length of the damaged stretch. */
   position: number;
+  bytes: number;
+  /** Offsets lost, [firstOffset, nextOffset): never read, never handed out again. */
+  firstOffset: number;
+  nextOffset: number;
+  /** Records this cost, for counting: the offsets lost, at least 1 (damage is never free). */
+  records: number;
+  /** Copy of the damaged bytes; null on a read-only log (it never writes) or when the copy failed. */
+  quarantine: string | null;
 }
+
+/** Partition subdirectory holding copies of damaged stretches, for forensics; never read back. */
+export const QUARANTINE_DIR = 'quarantine';
 
 export interface PartitionConfig {
   topic: string;
@@ -55,6 +86,21 @@ export interface PartitionConfig {
   onAppend: () => void;
   /** Background failures that have no caller to reject (retention unlinks, index writes). */
   onBackgroundError: (err: unknown) => void;
+  /** Backoff between recovery attempts after a failed append: first delay, doubling up to max. */
+  recoveryInitialMs: number;
+  recoveryMaxMs: number;
+}
+
+/** Why a partition refuses appends right now (see health()). */
+export interface PartitionFailure {
+  topic: string;
+  partition: number;
+  /** What failed first, e.g. "fsync failed: EIO: i/o error". */
+  error: string;
+  /** Epoch ms of the first failure of this episode. */
+  since: number;
+  /** Recovery attempts that failed so far. */
+  attempts: number;
 }
 
 export interface ReadResult {
@@ -76,6 +122,19 @@ interface PendingAppend {
 const MAX_GROUP_BYTES = 8 * 1024 * 1024;
 /** Recovery scans in bigger chunks: it reads a whole segment sequentially. */
 const RECOVERY_CHUNK_BYTES = 1024 * 1024;
+/**
+ * What a recovery attempt writes and fsyncs beside the segments to show the disk takes data again
+ * (a truncate or fsync alone succeeds on a full disk). A little more than a typical group commit.
+ */
+const PROBE_BYTES = 64 * 1024;
+const PROBE_FILE = '.append-probe.tmp';
+
+/**
+ * 'write': the failed write was taken back (truncated), the file is as acknowledged; only the disk
+ * has to prove it takes data again. 'state': an fsync failed or the take-back did, so the bytes
+ * after the last good fsync are of unknown durability and must be re-verified.
+ */
+type FailureKind = 'write' | 'state';
 
 export class Partition {
   private segments: Segment[] = [];
@@ -91,7 +150,12 @@ export class Partition {
   private pumping: Promise<void> | null = null;
   private flushRequested = false;
   private dirty = false;
-  private broken: LogUnavailableError | null = null;
+  /** Last segment bytes / next offset as of the last fsync that succeeded (or the scan at open). */
+  private syncedEnd = 0;
+  private syncedOffset = 0;
+  private failure: { kind: FailureKind; error: LogUnavailableError; since: number; attempts: number } | null = null;
+  private recoveryTimer: NodeJS.Timeout | null = null;
+  private recoveryDue = false;
   private closed = false;
   private closing: Promise<void> | null = null;
   private refreshing: Promise<void> | null = null;
@@ -151,11 +215,16 @@ export class Partition {
     const last = this.segments[this.segments.length - 1]!;
     // The active segment's index lives in memory; a stale file would describe bytes we may truncate.
     await unlink(last.indexPath).catch(() => undefined);
+    // Left behind if the process died during a recovery probe.
+    await unlink(join(cfg.dir, PROBE_FILE)).catch(() => undefined);
     const fh = await open(last.path, 'a+');
     try {
       const fileSize = last.size;
       last.size = 0;
-      const scan = await this.scanTail(fh, last, fileSize);
+      const damages: DamagedRegion[] = [];
+      const scan = await this.scanTail(fh, last, fileSize, damages);
+      for (const d of damages) await this.reportDamage(fh, last, d);
+      // Only bad bytes with no good record after them are a torn tail; those are cut.
       if (scan.goodEnd < fileSize) {
         await fh.truncate(scan.goodEnd);
         if (cfg.fsync !== 'never') await fh.datasync();
@@ -169,22 +238,38 @@ export class Partition {
     this.nextOffset = last.nextOffset;
     this.visibleOffset = last.nextOffset;
     this.visibleEnd = last.size;
+    this.syncedEnd = last.size;
+    this.syncedOffset = last.nextOffset;
     this.totalBytes = this.segments.reduce((sum, s) => sum + s.size, 0);
     await this.enforceRetention();
   }
 
-  /** Scans `seg` from its known good end up to fileSize, extending size/nextOffset/index. */
-  private async scanTail(fh: FileHandle, seg: Segment, fileSize: number) {
+  /**
+   * Scans `seg` from its known good end up to fileSize, extending size/nextOffset/index; damaged
+   * stretches followed by good records are stepped over and collected in `damages`.
+   */
+  private async scanTail(fh: FileHandle, seg: Segment, fileSize: number, damages: DamagedRegion[]) {
+    let afterDamage = false;
     const scan = await scanRecords(
       fh,
       seg.size,
       fileSize,
       seg.size === 0 ? seg.base : seg.nextOffset,
       (r) => {
-        seg.noteRecord(r.offset, r.position);
+        seg.noteRecord(r.offset, r.position, afterDamage);
+        afterDamage = false;
         return Visit.Continue;
       },
-      RECOVERY_CHUNK_BYTES,
+      {
+        chunkBytes: RECOVERY_CHUNK_BYTES,
+        resync: {
+          trustedStart: true,
+          onDamage: (d) => {
+            damages.push(d);
+            afterDamage = true;
+          },
+        },
+      },
     );
     seg.size = scan.goodEnd;
     seg.nextOffset = scan.nextOffset;
@@ -230,7 +315,9 @@ export class Partition {
           return;
         }
         try {
-          const scan = await this.scanTail(fh, seg, fileSize);
+          const damages: DamagedRegion[] = [];
+          const scan = await this.scanTail(fh, seg, fileSize, damages);
+          for (const d of damages) await this.reportDamage(fh, seg, d);
           if (initial && scan.goodEnd < fileSize) {
             cfg.onTornTail({ topic: cfg.topic, partition: cfg.partition, segment: seg.path, truncatedBytes: fileSize - scan.goodEnd });
           }
@@ -259,7 +346,7 @@ export class Partition {
    */
   append(messages: PreparedMessage[]): Promise<{ firstOffset: number; lastOffset: number }> {
     if (this.cfg.readOnly) return Promise.reject(new LogUnavailableError('the embedded log is open read-only'));
-    if (this.broken !== null) return Promise.reject(this.broken);
+    if (this.failure !== null) return Promise.reject(this.failure.error);
     if (this.closed) return Promise.reject(new LogUnavailableError('the embedded log is closed'));
     let bytes = 0;
     for (const m of messages) bytes += m.size;
@@ -267,6 +354,19 @@ export class Partition {
       this.queue.push({ messages, bytes, resolve, reject });
       this.kick();
     });
+  }
+
+  /** Null while appends work; otherwise why they are refused, until recovery succeeds. */
+  health(): PartitionFailure | null {
+    const f = this.failure;
+    if (f === null) return null;
+    return {
+      topic: this.cfg.topic,
+      partition: this.cfg.partition,
+      error: f.error.message,
+      since: f.since,
+      attempts: f.attempts,
+    };
   }
 
   /** Asks the writer loop to fsync whatever was written since the last fsync ('interval' policy). */
@@ -287,8 +387,12 @@ export class Partition {
   /** The single writer loop: everything that touches the active file handle runs here, in order. */
   private async pump(): Promise<void> {
     for (;;) {
-      if (this.broken !== null) {
-        for (const item of this.queue.splice(0)) item.reject(this.broken);
+      if (this.failure !== null && this.recoveryDue && !this.closed) {
+        this.recoveryDue = false;
+        await this.recover();
+      }
+      if (this.failure !== null) {
+        for (const item of this.queue.splice(0)) item.reject(this.failure.error);
         this.flushRequested = false;
         return;
       }
@@ -299,9 +403,9 @@ export class Partition {
           await this.writeGroup(group);
         } catch (err) {
           // Unexpected (a bug, not I/O: I/O errors are handled inside). Settle every waiter rather than
-          // leave a send hanging, and stop appending to a partition whose state we no longer trust.
-          this.broken = new LogUnavailableError(`internal error in ${this.cfg.topic}/${this.cfg.partition}; reopen the log`, { cause: err });
-          for (const item of group) item.reject(this.broken);
+          // leave a send hanging, and stop appending until recovery re-verified the file.
+          const failure = this.fail('state', 'internal error', err);
+          for (const item of group) item.reject(failure);
         }
       } else if (this.flushRequested) {
         this.flushRequested = false;
@@ -324,9 +428,9 @@ export class Partition {
       try {
         await this.roll();
       } catch (err) {
-        // Only the head fails: a transient error (ENOSPC freed later) should not fail the whole queue.
+        // The queue behind it is refused by the pump, since the partition now counts as failed.
         this.queue.shift();
-        first.reject(this.broken ?? new LogUnavailableError(`cannot roll a segment of ${cfg.topic}/${cfg.partition}`, { cause: err }));
+        first.reject(this.failure?.error ?? this.fail('write', 'cannot start a new segment', err));
         return [];
       }
       seg = this.segments[this.segments.length - 1]!;
@@ -369,12 +473,13 @@ export class Partition {
     try {
       await writeFully(fh, buf);
     } catch (err) {
-      const failure = new LogUnavailableError(`append to ${cfg.topic}/${cfg.partition} failed`, { cause: err });
+      let failure: LogUnavailableError;
       try {
         // Take back a partial write so the next append starts on a record boundary.
         await fh.truncate(startSize);
+        failure = this.fail('write', 'append failed', err);
       } catch {
-        this.broken = new LogUnavailableError(`${cfg.topic}/${cfg.partition} is unusable after a failed write; reopen the log`, { cause: err });
+        failure = this.fail('state', 'append failed and could not be taken back', err);
       }
       for (const item of group) item.reject(failure);
       return;
@@ -391,10 +496,12 @@ export class Partition {
       } catch (err) {
         // After a failed fsync the page cache no longer tells us what is on disk (the "fsyncgate"
         // lesson): stop appending rather than acknowledge anything on top of it.
-        this.broken = new LogUnavailableError(`fsync of ${cfg.topic}/${cfg.partition} failed; reopen the log`, { cause: err });
-        for (const item of group) item.reject(this.broken);
+        const failure = this.fail('state', 'fsync failed', err);
+        for (const item of group) item.reject(failure);
         return;
       }
+      this.syncedEnd = seg.size;
+      this.syncedOffset = offset;
     } else {
       this.dirty = true;
     }
@@ -408,10 +515,115 @@ export class Partition {
   private async flushDirty(): Promise<void> {
     if (!this.dirty || this.active === null) return;
     this.dirty = false;
+    const seg = this.segments[this.segments.length - 1]!;
+    const [end, offset] = [seg.size, this.nextOffset];
     try {
       await this.active.datasync();
+      this.syncedEnd = end;
+      this.syncedOffset = offset;
     } catch (err) {
-      this.broken = new LogUnavailableError(`fsync of ${this.cfg.topic}/${this.cfg.partition} failed; reopen the log`, { cause: err });
+      this.fail('state', 'fsync failed', err);
+    }
+  }
+
+  /**
+   * Enters (or stays in) the failed state and schedules a recovery attempt. Returns the error every
+   * append gets until then. The first failure of an episode is kept: it is the one to act on.
+   */
+  private fail(kind: FailureKind, what: string, cause: unknown): LogUnavailableError {
+    const { cfg } = this;
+    if (this.failure === null) {
+      const reason = cause instanceof Error ? `${what}: ${cause.message}` : what;
+      const error = new LogUnavailableError(`${cfg.topic}/${cfg.partition} refuses appends: ${reason}`, { cause });
+      this.failure = { kind, error, since: Date.now(), attempts: 0 };
+    } else if (kind === 'state') {
+      this.failure.kind = 'state';
+    }
+    this.scheduleRecovery();
+    return this.failure.error;
+  }
+
+  private scheduleRecovery(): void {
+    if (this.recoveryTimer !== null || this.closed || this.failure === null) return;
+    const delay = backoffMs(this.failure.attempts, this.cfg.recoveryInitialMs, this.cfg.recoveryMaxMs);
+    this.recoveryTimer = setTimeout(() => {
+      this.recoveryTimer = null;
+      this.recoveryDue = true;
+      this.kick();
+    }, delay);
+    this.recoveryTimer.unref();
+  }
+
+  /**
+   * One recovery attempt, in the writer loop. Success means: a fresh descriptor (the old one may
+   * keep reporting, or hiding, the old error), the bytes after the last good fsync re-verified and
+   * rewritten, an fsync that succeeded, and a probe write beside the segments that succeeded.
+   */
+  private async recover(): Promise<void> {
+    const { cfg } = this;
+    const failure = this.failure!;
+    const seg = this.segments[this.segments.length - 1]!;
+    const old = this.active;
+    this.active = null;
+    await old?.close().catch(() => undefined);
+    let fh: FileHandle | null = null;
+    try {
+      fh = await open(seg.path, 'a+');
+      if (failure.kind === 'state') await this.restoreUnsynced(fh, seg);
+      // A write whose take-back failed left bytes past the last record; appends go to the end of
+      // the file, so they must go first.
+      if ((await fh.stat()).size > seg.size) await fh.truncate(seg.size);
+      if (cfg.fsync !== 'never') await fh.datasync();
+      await probeDisk(join(cfg.dir, PROBE_FILE), cfg.fsync !== 'never');
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      failure.attempts++;
+      failure.error = new LogUnavailableError(failure.error.message, { cause: err });
+      this.scheduleRecovery();
+      return;
+    }
+    this.active = fh;
+    this.dirty = false;
+    this.syncedEnd = seg.size;
+    this.syncedOffset = this.nextOffset;
+    const newlyVisible = this.visibleOffset < this.nextOffset;
+    this.visibleOffset = this.nextOffset;
+    this.visibleEnd = seg.size;
+    this.failure = null;
+    if (newlyVisible) cfg.onAppend();
+  }
+
+  /**
+   * Brings the unsynced bytes [syncedEnd, size) of the last segment to a known state. After a failed
+   * fsync the kernel may have dropped those pages, or marked them clean without writing them, so a
+   * second fsync could "succeed" without writing anything. So: read them back, keep the run of
+   * records that still verifies, and write that run again in place so the next fsync must write it.
+   * Records that no longer verify were never acknowledged under 'always' (the ack waits for the
+   * fsync) and are cut like a torn tail; under 'interval'/'never' they were acknowledged and read,
+   * so their offsets must not be reused: the partition then stays failed until a restart.
+   */
+  private async restoreUnsynced(fh: FileHandle, seg: Segment): Promise<void> {
+    const { cfg } = this;
+    const from = this.syncedEnd;
+    const to = seg.size;
+    if (to <= from) return;
+    const scan = await scanRecords(fh, from, to, this.syncedOffset, () => Visit.Continue, { chunkBytes: RECOVERY_CHUNK_BYTES });
+    if (scan.goodEnd < to) {
+      if (cfg.fsync !== 'always') {
+        throw new Error(`${to - scan.goodEnd} bytes of acknowledged records after offset ${scan.nextOffset} no longer verify; restart the service to recover the log`);
+      }
+      await fh.truncate(scan.goodEnd);
+      this.totalBytes -= to - scan.goodEnd;
+      seg.size = scan.goodEnd;
+      seg.nextOffset = scan.nextOffset;
+      seg.truncateIndex(scan.goodEnd);
+      this.nextOffset = scan.nextOffset;
+    }
+    const w = await open(seg.path, 'r+');
+    try {
+      await copyRange(fh, from, scan.goodEnd, w, from);
+    } finally {
+      await w.close();
     }
   }
 
@@ -435,7 +647,7 @@ export class Partition {
         await old.datasync();
       } catch (err) {
         await fh.close();
-        this.broken = new LogUnavailableError(`fsync of ${cfg.topic}/${cfg.partition} failed; reopen the log`, { cause: err });
+        this.fail('state', 'fsync failed', err);
         throw err;
       }
       this.dirty = false;
@@ -444,6 +656,8 @@ export class Partition {
     this.segments.push(next);
     next.nextOffset = this.nextOffset;
     this.visibleEnd = 0;
+    this.syncedEnd = 0;
+    this.syncedOffset = this.nextOffset;
     await old.close().catch((err: unknown) => cfg.onBackgroundError(err));
     await sealed.writeIndexFile().catch((err: unknown) => cfg.onBackgroundError(err));
   }
@@ -472,7 +686,9 @@ export class Partition {
   /**
    * Reads up to maxMessages from `from` (or the low offset, if `from` was deleted), stopping before a
    * message that would take the value bytes past maxBytes (but always returning at least one message
-   * when `atLeastOne`). Skips over a corrupt tail of a sealed segment to the next segment.
+   * when `atLeastOne`). Steps over damaged records (quarantined and reported once) to the next good
+   * one, and over a damaged tail of a sealed segment to the next segment: damage costs the damaged
+   * records only, and a reader never stalls or throws on it.
    */
   async read(from: number, maxMessages: number, maxBytes: number, atLeastOne: boolean): Promise<ReadResult> {
     await this.refresh();
@@ -503,8 +719,18 @@ export class Partition {
       try {
         const end = isLast ? lastEnd : this.cfg.readOnly ? (await fh.stat()).size : seg.size;
         if (!isLast) await seg.loadIndexFile(end);
+        const damages: DamagedRegion[] = [];
+        let afterDamage = false;
+        const resync = (trustedStart: boolean) => ({
+          trustedStart,
+          onDamage: (d: DamagedRegion) => {
+            damages.push(d);
+            afterDamage = true;
+          },
+        });
         const visit = (r: RecordView): Visit => {
-          seg.noteRecord(r.offset, r.position);
+          seg.noteRecord(r.offset, r.position, afterDamage);
+          afterDamage = false;
           if (r.offset < offset) return Visit.Continue;
           const valueBytes = bodyValueLength(r.buf, r.bodyStart, r.bodyLength);
           if (bytes + valueBytes > maxBytes && (messages.length > 0 || !atLeastOne)) {
@@ -516,19 +742,24 @@ export class Partition {
           return messages.length >= maxMessages ? Visit.StopAfter : Visit.Continue;
         };
         let start = seg.lookup(offset);
-        let scan = await scanRecords(fh, start.position, end, start.offset, visit);
+        // An index position is a hint, not a verified boundary: no resync from there.
+        let scan = await scanRecords(fh, start.position, end, start.offset, visit, { resync: resync(start.position === 0) });
         if ((scan.stop === 'corrupt' || scan.stop === 'torn') && scan.goodEnd === start.position && start.position > 0) {
-          // The index pointed somewhere wrong (mid-record reads as torn or corrupt): forget it and
-          // walk from the segment start.
+          // The index pointed somewhere wrong (mid-record reads as torn or corrupt), or at a damaged
+          // record: forget it and walk from the segment start, which is a record boundary.
           seg.resetIndex();
+          damages.length = 0;
           start = { position: 0, offset: seg.base };
-          scan = await scanRecords(fh, 0, end, seg.base, visit);
+          scan = await scanRecords(fh, 0, end, seg.base, visit, { resync: resync(true) });
         }
         if (scan.stop === 'visitor') {
           done = true;
         } else if (scan.stop !== null && !isLast) {
-          this.reportCorrupt(seg, scan.goodEnd);
+          // Nothing good after the damage in this sealed segment: what it held runs up to the next
+          // segment's base.
+          damages.push({ position: scan.goodEnd, end, firstOffset: scan.nextOffset, nextOffset: segments[i + 1]!.base });
         }
+        for (const d of damages) await this.reportDamage(fh, seg, d);
         offset = Math.max(offset, scan.nextOffset);
       } finally {
         await fh.close();
@@ -538,10 +769,39 @@ export class Partition {
     return { messages, next: lastMessage === undefined ? Math.min(offset, high) : lastMessage.offset + 1, byteLimited };
   }
 
-  private reportCorrupt(seg: Segment, position: number): void {
-    if (seg.corruptReported) return;
-    seg.corruptReported = true;
-    this.cfg.onCorruptRecord({ topic: this.cfg.topic, partition: this.cfg.partition, segment: seg.path, position });
+  /**
+   * Copies a damaged stretch to quarantine/ (unless read-only) and reports it, once per stretch per
+   * process. A failed copy is reported as a background error and never fails the read: the
+   * records after the damage must still be delivered.
+   */
+  private async reportDamage(fh: FileHandle, seg: Segment, d: DamagedRegion): Promise<void> {
+    if (seg.damageReported.has(d.position)) return;
+    seg.damageReported.add(d.position);
+    const { cfg } = this;
+    let quarantine: string | null = null;
+    if (!cfg.readOnly) {
+      const dir = join(cfg.dir, QUARANTINE_DIR);
+      const lost = d.nextOffset > d.firstOffset ? `${d.firstOffset}-${d.nextOffset - 1}` : 'none';
+      const path = join(dir, `${basename(seg.path)}.at-${d.position}.offsets-${lost}.bad`);
+      try {
+        await mkdir(dir, { recursive: true });
+        await writeFileAtomic(path, (out) => copyRange(fh, d.position, d.end, out), cfg.fsync !== 'never');
+        quarantine = path;
+      } catch (err) {
+        cfg.onBackgroundError(err);
+      }
+    }
+    cfg.onCorruptRecord({
+      topic: cfg.topic,
+      partition: cfg.partition,
+      segment: seg.path,
+      position: d.position,
+      bytes: d.end - d.position,
+      firstOffset: d.firstOffset,
+      nextOffset: d.nextOffset,
+      records: Math.max(1, d.nextOffset - d.firstOffset),
+      quarantine,
+    });
   }
 
   /** Stops taking appends, lets queued ones finish, fsyncs (unless 'never') and closes the file. */
@@ -552,23 +812,51 @@ export class Partition {
 
   private async doClose(): Promise<void> {
     this.closed = true;
+    if (this.recoveryTimer !== null) clearTimeout(this.recoveryTimer);
+    this.recoveryTimer = null;
     while (this.pumping !== null) await this.pumping;
     if (this.refreshing !== null) await this.refreshing.catch(() => undefined);
     const fh = this.active;
     this.active = null;
     if (fh === null) return;
     try {
-      if (this.dirty && this.cfg.fsync !== 'never' && this.broken === null) await fh.datasync();
+      if (this.dirty && this.cfg.fsync !== 'never' && this.failure === null) await fh.datasync();
     } finally {
       await fh.close();
     }
   }
 }
 
-async function writeFully(fh: FileHandle, buf: Buffer): Promise<void> {
+/**
+ * Copies bytes [from, to) of `src` to `out` in bounded chunks (a damaged stretch can be large), at
+ * `outPosition` onward, or at out's current position when omitted.
+ */
+async function copyRange(src: FileHandle, from: number, to: number, out: FileHandle, outPosition?: number): Promise<void> {
+  const buf = Buffer.allocUnsafe(Math.min(RECOVERY_CHUNK_BYTES, Math.max(1, to - from)));
+  for (let pos = from; pos < to; ) {
+    const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, to - pos), pos);
+    if (bytesRead === 0) throw new Error(`${src.fd}: file ended at ${pos}, expected ${to}`);
+    await writeFully(out, buf.subarray(0, bytesRead), outPosition === undefined ? undefined : outPosition + pos - from);
+    pos += bytesRead;
+  }
+}
+
+/** Writes and (if durable) fsyncs a scratch file, then removes it: does the disk take data now? */
+async function probeDisk(path: string, durable: boolean): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    await writeFully(fh, Buffer.alloc(PROBE_BYTES));
+    if (durable) await fh.datasync();
+  } finally {
+    await fh.close().catch(() => undefined);
+    await unlink(path).catch(() => undefined);
+  }
+}
+
+async function writeFully(fh: FileHandle, buf: Buffer, position?: number): Promise<void> {
   let written = 0;
   while (written < buf.length) {
-    const { bytesWritten } = await fh.write(buf, written, buf.length - written);
+    const { bytesWritten } = await fh.write(buf, written, buf.length - written, position === undefined ? null : position + written);
     if (bytesWritten === 0) throw new Error('write made no progress');
     written += bytesWritten;
   }

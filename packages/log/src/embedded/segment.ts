@@ -36,8 +36,11 @@ export class Segment {
   size: number;
   /** Offset after the last record known, meaningful for the last segment of a partition. */
   nextOffset: number;
-  /** Set once a corrupt record was reported for this segment, so it is counted once. */
-  corruptReported = false;
+  /**
+   * Damaged stretches already reported (by position), so each is quarantined and counted once per
+   * process however many reads step over it.
+   */
+  readonly damageReported = new Set<number>();
 
   private readonly offsets: number[] = [];
   private readonly positions: number[] = [];
@@ -55,12 +58,16 @@ export class Segment {
     this.nextOffset = base;
   }
 
-  /** Remembers a record position if it is far enough past the last entry. Call in offset order. */
-  noteRecord(offset: number, position: number): void {
+  /**
+   * Remembers a record position if it is far enough past the last entry, or with `force` (the first
+   * record after a damaged stretch, so later reads start past the damage instead of resyncing over
+   * it again). Call in offset order.
+   */
+  noteRecord(offset: number, position: number, force = false): void {
     const n = this.positions.length;
     const lastPos = n === 0 ? 0 : this.positions[n - 1]!;
     const lastOffset = n === 0 ? this.base : this.offsets[n - 1]!;
-    if (offset > lastOffset && position >= lastPos + INDEX_INTERVAL_BYTES) {
+    if (offset > lastOffset && position > lastPos && (force || position >= lastPos + INDEX_INTERVAL_BYTES)) {
       this.offsets.push(offset);
       this.positions.push(position);
     }
@@ -91,6 +98,14 @@ export class Segment {
       }
     }
     return found < 0 ? { position: 0, offset: this.base } : { position: this.positions[found]!, offset: this.offsets[found]! };
+  }
+
+  /** Forgets index entries at or past `position` (those bytes were cut). */
+  truncateIndex(position: number): void {
+    let n = this.positions.length;
+    while (n > 0 && this.positions[n - 1]! >= position) n--;
+    this.positions.length = n;
+    this.offsets.length = n;
   }
 
   resetIndex(): void {

@@ -1,9 +1,47 @@
 import { randomUUID } from 'node:crypto';
-import type { Admin, ConsumerCrashEvent, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, ConsumerCrashEvent, ITopicMetadata, Kafka, KafkaMessage } from 'kafkajs';
 import { LogUnavailableError, type LogAdmin, type PartitionOffsets, type StoredMessage } from '../types.ts';
+import { describeTopicConfigs, KAFKA_DEFAULT_MAX_MESSAGE_BYTES, readMaxMessageBytes, type TopicConfigValues, type TopicLimits } from './limits.ts';
 import { describeError, type BackendLogger } from './logging.ts';
 import type { ResolvedOptions } from './options.ts';
-import { toStoredMessage, unavailable, withDeadline } from './util.ts';
+import { retryWhileTopicNotReady, toStoredMessage, unavailable, withDeadline } from './util.ts';
+
+/** One setting of an existing topic that is not what this service would have created. */
+export interface TopicMismatch {
+  topic: string;
+  key: string;
+  expected: string;
+  actual: string;
+}
+
+/**
+ * Compares a topic as it is with the configured settings. Partitions: only fewer than configured
+ * is a problem (more were added on purpose; they are never removed). Settings left unconfigured
+ * (the broker's default) are not checked.
+ */
+export function topicMismatches(
+  topic: string,
+  want: { partitions: number; replicationFactor: number | undefined; configs: Map<string, string> },
+  have: { partitions: number; replicationFactor: number; configs: TopicConfigValues },
+): TopicMismatch[] {
+  const out: TopicMismatch[] = [];
+  if (have.partitions < want.partitions) {
+    out.push({ topic, key: 'partitions', expected: `>= ${want.partitions}`, actual: String(have.partitions) });
+  }
+  if (want.replicationFactor !== undefined && have.replicationFactor !== want.replicationFactor) {
+    out.push({ topic, key: 'replication.factor', expected: String(want.replicationFactor), actual: String(have.replicationFactor) });
+  }
+  for (const [key, expected] of want.configs) {
+    const actual = have.configs.get(key) ?? '(unset)';
+    if (actual !== expected) out.push({ topic, key, expected, actual });
+  }
+  return out;
+}
+
+/** A kafkajs-shaped error the topic-readiness retry recognises. */
+function notReady(message: string): Error {
+  return Object.assign(new Error(message), { type: 'LEADER_NOT_AVAILABLE' });
+}
 
 export class KafkaLogAdmin implements LogAdmin {
   private admin: Admin | undefined;
@@ -15,6 +53,7 @@ export class KafkaLogAdmin implements LogAdmin {
     private readonly kafka: Kafka,
     private readonly opts: ResolvedOptions,
     private readonly logger: BackendLogger,
+    private readonly limits: TopicLimits,
     private readonly onClosed: () => void,
   ) {}
 
@@ -38,32 +77,95 @@ export class KafkaLogAdmin implements LogAdmin {
   }
 
   /** Runs one admin call with the backend's error contract and an upper bound on its duration. */
-  private async call<T>(what: string, fn: (admin: Admin) => Promise<T>): Promise<T> {
+  private async call<T>(what: string, fn: (admin: Admin) => Promise<T>, deadlineMs = this.opts.requestTimeoutMs * 2): Promise<T> {
     try {
       const work = this.connected().then(fn);
-      return await withDeadline(work, this.opts.requestTimeoutMs * 2, what);
+      return await withDeadline(work, deadlineMs, what);
     } catch (err) {
       throw unavailable(what, err);
     }
   }
 
+  /** Topic configs this log sets at creation and checks on existing topics. */
+  private wantedConfigs(): Map<string, string> {
+    const configs = new Map<string, string>();
+    if (this.opts.minInsyncReplicas !== undefined) configs.set('min.insync.replicas', String(this.opts.minInsyncReplicas));
+    if (this.opts.retentionMs !== undefined) configs.set('retention.ms', String(this.opts.retentionMs));
+    return configs;
+  }
+
+  /**
+   * Creates the topic with the configured partitions, replication factor, `min.insync.replicas`
+   * and retention if it does not exist; then waits (bounded) until it has leaders, records its size
+   * limit for producers, and warns about every setting an existing topic has differently.
+   */
   async ensureTopic(topic: string, partitions: number): Promise<void> {
-    await this.call(`create topic ${topic}`, async (admin) => {
-      // Looking first keeps every service start from logging a broker-side TOPIC_ALREADY_EXISTS.
-      if ((await admin.listTopics()).includes(topic)) return false;
-      // Resolves false when the topic already exists; its partition count is then left alone.
-      return admin.createTopics({
-        waitForLeaders: true,
-        timeout: this.opts.requestTimeoutMs,
-        topics: [
-          {
-            topic,
-            numPartitions: partitions,
-            ...(this.opts.replicationFactor !== undefined ? { replicationFactor: this.opts.replicationFactor } : {}),
-          },
-        ],
+    const want = { partitions, replicationFactor: this.opts.replicationFactor, configs: this.wantedConfigs() };
+    const whileNotReady = <T>(what: string, fn: () => Promise<T>): Promise<T> =>
+      retryWhileTopicNotReady(fn, {
+        attempts: this.opts.topicReadyAttempts,
+        minMs: 100,
+        maxMs: 2_000,
+        onRetry: (attempt, waitMs, err) => this.logger.warn('topic not ready yet; retrying', { topic, what, attempt, waitMs, ...describeError(err) }),
       });
-    });
+    // Room for the readiness retries (about 15 s at most) on top of the calls themselves.
+    const deadline = this.opts.requestTimeoutMs * 2 + 20_000;
+    await this.call(
+      `create topic ${topic}`,
+      async (admin) => {
+        // Looking first keeps every service start from logging a broker-side TOPIC_ALREADY_EXISTS.
+        if (!(await admin.listTopics()).includes(topic)) {
+          // Resolves false when another replica created it first; it is then checked like any other.
+          // Leaders are awaited below with our own bounded retry: kafkajs' waitForLeaders gives up
+          // with a timeout a loaded broker can exceed.
+          await admin.createTopics({
+            waitForLeaders: false,
+            timeout: this.opts.requestTimeoutMs,
+            topics: [
+              {
+                topic,
+                numPartitions: partitions,
+                ...(want.replicationFactor !== undefined ? { replicationFactor: want.replicationFactor } : {}),
+                configEntries: [...want.configs].map(([name, value]) => ({ name, value })),
+              },
+            ],
+          });
+        }
+        const meta = await whileNotReady('metadata', async () => {
+          const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+          const found: ITopicMetadata | undefined = topics.find((t) => t.name === topic);
+          if (!found || found.partitions.length === 0) throw notReady(`topic ${topic} has no partitions yet`);
+          const leaderless = found.partitions.filter((p) => p.leader < 0);
+          if (leaderless.length > 0) throw notReady(`topic ${topic}: ${leaderless.length} partition(s) without a leader yet`);
+          return found;
+        });
+        let configs: TopicConfigValues | undefined;
+        try {
+          configs = await whileNotReady('configs', () => describeTopicConfigs(admin, topic, [...want.configs.keys(), 'max.message.bytes']));
+          const maxMessageBytes = Number(configs.get('max.message.bytes'));
+          this.limits.set(topic, Number.isSafeInteger(maxMessageBytes) && maxMessageBytes > 0 ? maxMessageBytes : KAFKA_DEFAULT_MAX_MESSAGE_BYTES);
+        } catch (err) {
+          // Without the DescribeConfigs right the service still runs; it just cannot check. Producers
+          // then assume Kafka's default limit and split if the broker says otherwise.
+          this.logger.warn('could not read topic settings; not checked', { topic, ...describeError(err) });
+        }
+        const have = {
+          partitions: meta.partitions.length,
+          replicationFactor: Math.min(...meta.partitions.map((p) => p.replicas.length)),
+          // Unread settings are not reported as differing.
+          configs: configs ?? want.configs,
+        };
+        for (const m of topicMismatches(topic, want, have)) {
+          this.logger.warn('topic setting differs from the configuration', { ...m });
+        }
+      },
+      deadline,
+    );
+  }
+
+  /** The topic's `max.message.bytes` as the broker has it now. */
+  maxMessageBytes(topic: string): Promise<number> {
+    return this.call(`describe ${topic}`, (admin) => readMaxMessageBytes(admin, topic));
   }
 
   async partitions(topic: string): Promise<PartitionOffsets[]> {

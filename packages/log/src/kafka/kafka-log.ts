@@ -9,6 +9,7 @@ import {
 } from '../types.ts';
 import { KafkaLogAdmin } from './admin.ts';
 import { KafkaLogConsumer } from './consumer.ts';
+import { TopicLimits } from './limits.ts';
 import { backendLogger, kafkajsLogCreator, toKafkajsLevel } from './logging.ts';
 import { resolveOptions, type KafkaLogOptions } from './options.ts';
 import { KafkaLogProducer } from './producer.ts';
@@ -34,6 +35,15 @@ export function createKafkaLog(options: KafkaLogOptions): DurableLog {
   });
 
   const open = new Set<{ close(): Promise<void> }>();
+  // One per log: ensureTopic records each topic's size limit at start, producers size requests by
+  // it, and a topic no admin described is looked up through an admin of the log's own.
+  let limitsAdmin: KafkaLogAdmin | undefined;
+  const limits: TopicLimits = new TopicLimits((topic) => {
+    // An admin made after close() would never be closed.
+    if (closing) return Promise.reject(new LogUnavailableError('kafka: log is closed'));
+    limitsAdmin ??= new KafkaLogAdmin(kafka, opts, logger, limits, () => undefined);
+    return limitsAdmin.maxMessageBytes(topic);
+  }, logger);
   let closing: Promise<void> | undefined;
 
   const assertOpen = (): void => {
@@ -45,7 +55,7 @@ export function createKafkaLog(options: KafkaLogOptions): DurableLog {
 
     producer(): LogProducer {
       assertOpen();
-      const producer: KafkaLogProducer = new KafkaLogProducer(kafka, opts, logger, () => open.delete(producer));
+      const producer: KafkaLogProducer = new KafkaLogProducer(kafka, opts, logger, limits, () => open.delete(producer));
       open.add(producer);
       return producer;
     },
@@ -61,13 +71,13 @@ export function createKafkaLog(options: KafkaLogOptions): DurableLog {
 
     admin(): LogAdmin {
       assertOpen();
-      const admin: KafkaLogAdmin = new KafkaLogAdmin(kafka, opts, logger, () => open.delete(admin));
+      const admin: KafkaLogAdmin = new KafkaLogAdmin(kafka, opts, logger, limits, () => open.delete(admin));
       open.add(admin);
       return admin;
     },
 
     close(): Promise<void> {
-      closing ??= Promise.allSettled([...open].map((c) => c.close())).then(() => undefined);
+      closing ??= Promise.allSettled([...open, ...(limitsAdmin ? [limitsAdmin] : [])].map((c) => c.close())).then(() => undefined);
       return closing;
     },
   };

@@ -1,6 +1,8 @@
 import type { RetryOptions } from 'kafkajs';
 import { stderrSink, type KafkaLogLevel, type LogSink } from './logging.ts';
 
+export type KafkaCompression = 'gzip' | 'none';
+
 export interface KafkaLogOptions {
   brokers: string[];
   clientId: string;
@@ -26,8 +28,16 @@ export interface KafkaLogOptions {
   readGroupPrefix?: string;
   /** How long `close` waits for in-flight work before giving up on it (ms). Default 30000. */
   closeTimeoutMs?: number;
-  /** Replication factor for topics `ensureTopic` creates. Default: the broker's default. */
+  /** Replication factor for topics `ensureTopic` creates (and checks). Default: the broker's default. */
   replicationFactor?: number;
+  /** `min.insync.replicas` set on topics `ensureTopic` creates (and checked). Default: the broker's. */
+  minInsyncReplicas?: number;
+  /** `retention.ms` set on topics `ensureTopic` creates (and checked); -1 keeps for ever. Default: the broker's. */
+  retentionMs?: number;
+  /** Produce compression; kafkajs has only gzip built in. Default `gzip`. */
+  compression?: KafkaCompression;
+  /** Attempts while a topic just created is not visible yet (UNKNOWN_TOPIC_OR_PARTITION). Default 10. */
+  topicReadyAttempts?: number;
   /** Default `warn`. */
   logLevel?: KafkaLogLevel;
   /** Where structured log records go. Default: JSON lines on stderr. */
@@ -49,6 +59,10 @@ export interface ResolvedOptions {
   readGroupPrefix: string;
   closeTimeoutMs: number;
   replicationFactor: number | undefined;
+  minInsyncReplicas: number | undefined;
+  retentionMs: number | undefined;
+  compression: KafkaCompression;
+  topicReadyAttempts: number;
   logLevel: KafkaLogLevel;
   log: LogSink;
 }
@@ -73,6 +87,10 @@ export function resolveOptions(opts: KafkaLogOptions): ResolvedOptions {
     readGroupPrefix: opts.readGroupPrefix ?? 'ingest-read',
     closeTimeoutMs: opts.closeTimeoutMs ?? 30_000,
     replicationFactor: opts.replicationFactor,
+    minInsyncReplicas: opts.minInsyncReplicas,
+    retentionMs: opts.retentionMs,
+    compression: opts.compression ?? 'gzip',
+    topicReadyAttempts: opts.topicReadyAttempts ?? 10,
     logLevel: opts.logLevel ?? 'warn',
     log: opts.log ?? stderrSink,
   };

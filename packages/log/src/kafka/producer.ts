@@ -1,8 +1,15 @@
-import { Partitioners, type ICustomPartitioner, type Kafka, type Message, type Producer, type RecordMetadata } from 'kafkajs';
-import { LogUnavailableError, type AppendedRange, type LogMessage, type LogProducer } from '../types.ts';
+import { CompressionTypes, Partitioners, type ICustomPartitioner, type Kafka, type Message, type Producer, type RecordMetadata } from 'kafkajs';
+import { LogRecordTooLargeError, LogUnavailableError, type AppendedRange, type LogMessage, type LogProducer } from '../types.ts';
+import { chunkBySize, estimateRecordBytes, isTooLarge, type TopicLimits } from './limits.ts';
 import { describeError, type BackendLogger } from './logging.ts';
 import type { ResolvedOptions } from './options.ts';
 import { unavailable, withDeadline } from './util.ts';
+
+/**
+ * Halvings of the request budget one send may go through after MESSAGE_TOO_LARGE. 4 MiB down to a
+ * few hundred bytes is 14; past this the broker's answer is not about size and retrying is futile.
+ */
+const MAX_SPLITS = 16;
 
 /**
  * kafkajs answers a produce with one base offset per partition but does not say which message went
@@ -46,6 +53,18 @@ export function rangesFromResponse(
   return ranges.sort((a, b) => a.partition - b.partition);
 }
 
+/** Joins runs of one partition that follow each other (a send cut into several produce requests). */
+export function mergeRanges(ranges: AppendedRange[]): AppendedRange[] {
+  const sorted = [...ranges].sort((a, b) => a.partition - b.partition || a.firstOffset - b.firstOffset);
+  const out: AppendedRange[] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && last.partition === r.partition && last.lastOffset + 1 === r.firstOffset) last.lastOffset = r.lastOffset;
+    else out.push({ ...r });
+  }
+  return out;
+}
+
 export class KafkaLogProducer implements LogProducer {
   private producer: Producer | undefined;
   private connecting: Promise<Producer> | undefined;
@@ -63,6 +82,7 @@ export class KafkaLogProducer implements LogProducer {
     private readonly kafka: Kafka,
     private readonly opts: ResolvedOptions,
     private readonly logger: BackendLogger,
+    private readonly limits: TopicLimits,
     private readonly onClosed: () => void,
   ) {}
 
@@ -91,7 +111,15 @@ export class KafkaLogProducer implements LogProducer {
     }
   }
 
+  /**
+   * Cuts the send into produce requests that fit the topic's size limit and sends them in order.
+   * If the broker still answers MESSAGE_TOO_LARGE (a limit lowered since we read it, an estimate
+   * off), the budget is halved and the rest re-cut; a record too large on its own is refused for
+   * good (LogRecordTooLargeError), never retried. Records above the limit are found before
+   * anything is sent, so such a send usually writes nothing.
+   */
   private async sendNow(topic: string, messages: LogMessage[]): Promise<AppendedRange[]> {
+    const deadline = Date.now() + this.opts.sendTimeoutMs;
     const now = Date.now();
     const kafkaMessages: Message[] = messages.map((m) => ({
       key: m.key,
@@ -99,20 +127,70 @@ export class KafkaLogProducer implements LogProducer {
       headers: m.headers,
       timestamp: String(m.timestamp ?? now),
     }));
+    const sizes = messages.map(estimateRecordBytes);
+    const limits = await this.limits.budget(topic);
+    const { maxMessageBytes, recordLimit } = limits;
+    let budget = limits.budget;
+    const oversized = sizes.flatMap((size, i) => (size > recordLimit ? [i] : []));
+    if (oversized.length > 0) throw this.tooLarge(topic, oversized, sizes, maxMessageBytes);
+
+    const ranges: AppendedRange[] = [];
+    let splits = 0;
+    for (let from = 0; from < kafkaMessages.length; ) {
+      const [start, end] = chunkBySize(sizes, budget, from, 1)[0] ?? [from, kafkaMessages.length];
+      try {
+        ranges.push(...(await this.produce(topic, kafkaMessages.slice(start, end), deadline)));
+        from = end;
+      } catch (err) {
+        if (!isTooLarge(err)) throw err;
+        let bytes = 0;
+        for (let i = start; i < end; i++) bytes += sizes[i] ?? 0;
+        if (end - start === 1) throw this.tooLarge(topic, [start], sizes, maxMessageBytes);
+        if (++splits > MAX_SPLITS) throw unavailable(`send to ${topic}`, err);
+        budget = this.limits.lower(topic, bytes);
+        this.logger.warn('produce request over the broker size limit; splitting', { topic, messages: end - start, bytes, nextBudget: budget, splits });
+      }
+    }
+    return mergeRanges(ranges);
+  }
+
+  private tooLarge(topic: string, indices: number[], sizes: number[], limit: number): LogRecordTooLargeError {
+    const largest = indices.reduce((max, i) => Math.max(max, sizes[i] ?? 0), 0);
+    this.logger.warn('records too large for the topic; refused', { topic, records: indices.length, largestBytes: largest, limitBytes: limit });
+    return new LogRecordTooLargeError(
+      `kafka: ${indices.length} record(s) for ${topic} over the size limit (largest ${largest} bytes, limit ${limit} bytes)`,
+      indices,
+      largest,
+      limit,
+    );
+  }
+
+  /** One produce request; any failure retires the kafkajs producer (see below). */
+  private async produce(topic: string, kafkaMessages: Message[], deadline: number): Promise<AppendedRange[]> {
     const generation = this.generation;
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) throw new LogUnavailableError(`kafka: send to ${topic}: no answer within ${this.opts.sendTimeoutMs} ms`);
     const attempt = (async () => {
       const producer = await this.connected();
-      return producer.send({ topic, messages: kafkaMessages, acks: -1, timeout: this.opts.requestTimeoutMs });
+      return producer.send({
+        topic,
+        messages: kafkaMessages,
+        acks: -1,
+        timeout: this.opts.requestTimeoutMs,
+        compression: this.opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+      });
     })();
     try {
-      const response = await withDeadline(attempt, this.opts.sendTimeoutMs, `send to ${topic}`);
+      const response = await withDeadline(attempt, remaining, `send to ${topic}`);
       return rangesFromResponse(response, kafkaMessages, this.assigned);
     } catch (err) {
       // After a failed send kafkajs rolls its sequence numbers back even when the broker may have
-      // written the batch; the next batch would then reuse them and the broker would drop it as a
-      // duplicate. A fresh producer gets a fresh producer id, so nothing can be silently lost.
+      // written the batch (one partition of a request can fail while another was written); the
+      // next batch would then reuse them and the broker would drop it as a duplicate. A fresh
+      // producer gets a fresh producer id, so nothing can be silently lost.
       this.retire(generation);
-      this.logger.warn('send failed', { topic, messages: messages.length, ...describeError(err) });
+      if (isTooLarge(err)) throw err;
+      this.logger.warn('send failed', { topic, messages: kafkaMessages.length, ...describeError(err) });
       throw unavailable(`send to ${topic}`, err);
     }
   }

@@ -82,3 +82,45 @@ export function toStoredMessage(topic: string, partition: number, m: KafkaMessag
     timestamp: Number(m.timestamp),
   };
 }
+
+/** Metadata answers that only mean "the topic is still being created": retrying soon succeeds. */
+const TOPIC_NOT_READY = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE', 'NOT_LEADER_FOR_PARTITION']);
+
+/** True when `err` (or anything it wraps) says a topic is not ready yet, not that it is missing for good. */
+export function isTopicNotReady(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e !== null && typeof e === 'object' && depth < 8; depth++) {
+    const { type, cause, originalError, name } = e as { type?: unknown; cause?: unknown; originalError?: unknown; name?: unknown };
+    if (typeof type === 'string' && TOPIC_NOT_READY.has(type)) return true;
+    // kafkajs' createTopics({ waitForLeaders }) gives up with this when leaders take long to elect.
+    if (name === 'KafkaJSTimeout' && /topic leaders/i.test((e as Error).message)) return true;
+    e = cause ?? originalError;
+  }
+  return false;
+}
+
+export interface TopicRetryOptions {
+  /** Attempts in all, the first included. */
+  attempts: number;
+  minMs: number;
+  maxMs: number;
+  /** Told before each wait. */
+  onRetry?: (attempt: number, waitMs: number, err: unknown) => void;
+}
+
+/**
+ * Runs `fn`, retrying with bounded exponential backoff while the topic is not ready (right after
+ * createTopics the metadata of a loaded broker can lag the creation). Any other error, or the last
+ * attempt's, is thrown as is.
+ */
+export async function retryWhileTopicNotReady<T>(fn: () => Promise<T>, opts: TopicRetryOptions): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= opts.attempts || !isTopicNotReady(err)) throw err;
+      const wait = backoffMs(attempt, opts.minMs, opts.maxMs);
+      opts.onRetry?.(attempt, wait, err);
+      await sleep(wait);
+    }
+  }
+}

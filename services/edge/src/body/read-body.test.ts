@@ -66,6 +66,18 @@ describe('parseEntries', () => {
     expect(exceedsDepth('[{"m":"[[[[[[[[[[[[[[[[[[[["}]', 3)).toBe(false);
     expect(exceedsDepth('[{"m":"\\"[[[["}]', 3)).toBe(false);
   });
+
+  it('notes a number that may overflow a double (1e309 parses to Infinity), outside strings only', () => {
+    const big = (text: string) => {
+      const seen = { bigNumber: false };
+      parseEntries(text, 'json', limits, seen);
+      return seen.bigNumber;
+    };
+    expect(big('[{"v":1e309}]')).toBe(true);
+    expect(big('[{"v":-1.5E+400}]')).toBe(true);
+    expect(big(`[{"v":${'9'.repeat(309)}}]`)).toBe(true);
+    expect(big('[{"v":1e30,"w":12345678901234567890,"s":"1e309","t":true,"f":false}]')).toBe(false);
+  });
 });
 
 describe('decodeUtf8', () => {

@@ -15,6 +15,8 @@ export interface ParsedBody {
   entries: unknown[];
   /** Decompressed size. */
   bytes: number;
+  /** The text held a number that may have parsed to ±Infinity (see exceedsDepth). */
+  bigNumbers?: boolean;
 }
 
 export type BodyFormat = 'json' | 'ndjson';
@@ -103,11 +105,16 @@ export function decodeUtf8(buf: Buffer): string {
 
 /**
  * Maximum nesting of JSON text, found by one pass that skips strings. Run before JSON.parse so a
- * 10,000-deep document is refused cheaply instead of exhausting the parser's stack.
+ * 10,000-deep document is refused cheaply instead of exhausting the parser's stack. The same pass
+ * notes in `seen.bigNumber` a number literal that may overflow a double (a 3-digit exponent or 309
+ * digits), which JSON.parse turns into Infinity: rare, so only then does the hop pay to keep it.
  */
-export function exceedsDepth(text: string, maxDepth: number): boolean {
+export function exceedsDepth(text: string, maxDepth: number, seen?: { bigNumber: boolean }): boolean {
   let depth = 0;
   let inString = false;
+  // Digits of the number being read, and of its exponent (-1: not in an exponent).
+  let digits = 0;
+  let expDigits = -1;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
@@ -115,6 +122,19 @@ export function exceedsDepth(text: string, maxDepth: number): boolean {
       else if (c === 34 /* " */) inString = false;
       continue;
     }
+    if (c >= 48 && c <= 57) {
+      digits++;
+      if (expDigits >= 0) expDigits++;
+      if ((digits >= 309 || expDigits >= 3) && seen) seen.bigNumber = true;
+      continue;
+    }
+    if ((c === 101 || c === 69) /* e E */ && digits > 0) {
+      expDigits = 0;
+      continue;
+    }
+    if (c === 43 || c === 45 || c === 46 /* + - . */) continue;
+    digits = 0;
+    expDigits = -1;
     if (c === 34) inString = true;
     else if (c === 123 || c === 91) {
       if (++depth > maxDepth) return true;
@@ -137,8 +157,8 @@ function parseJson(text: string): unknown {
 }
 
 /** Turns a decoded body into entries: JSON array, {"entries": [...]}, or NDJSON lines. */
-export function parseEntries(text: string, format: BodyFormat, limits: BodyLimits): unknown[] {
-  if (exceedsDepth(text, limits.maxDepth)) throw ingestError('INGEST_ERR_NESTING_TOO_DEEP', [limits.maxDepth]);
+export function parseEntries(text: string, format: BodyFormat, limits: BodyLimits, seen?: { bigNumber: boolean }): unknown[] {
+  if (exceedsDepth(text, limits.maxDepth, seen)) throw ingestError('INGEST_ERR_NESTING_TOO_DEEP', [limits.maxDepth]);
   let entries: unknown[];
   if (format === 'ndjson') {
     entries = [];

@@ -11,6 +11,8 @@ export interface EntryLimits {
   maxAppBytes: number;
   maxSourceBytes: number;
   maxLabels: number;
+  /** All label keys and values together, UTF-8 bytes. */
+  maxLabelBytes: number;
   maxLabelKeyBytes: number;
   maxLabelValueBytes: number;
   /** What stays in the output `data` (extra keys, event attributes, conversion provenance), as JSON. */
@@ -30,6 +32,7 @@ export const DEFAULT_ENTRY_LIMITS: EntryLimits = Object.freeze({
   maxAppBytes: 128,
   maxSourceBytes: 128,
   maxLabels: 32,
+  maxLabelBytes: 16 * 1024,
   maxLabelKeyBytes: 64,
   maxLabelValueBytes: 256,
   maxDataBytes: 16 * 1024,

@@ -20,9 +20,8 @@ export const metricRule: TypeRule = (data, out, limits) => {
 
   const raw = data.value;
   if (raw === undefined || raw === null) return reject('INGEST_ERR_ENTRY_FIELD_MISSING', 'data.value is required: a finite number');
-  if (typeof raw !== 'number' || !Number.isFinite(raw)) {
-    return reject('INGEST_ERR_ENTRY_VALUE', `data.value must be a finite JSON number, got ${describe(raw)}`);
-  }
+  if (typeof raw !== 'number') return reject('INGEST_ERR_ENTRY_VALUE', `data.value must be a finite JSON number, got ${describe(raw)}`);
+  if (!Number.isFinite(raw)) return reject('INGEST_ERR_ENTRY_VALUE', `data.value is not a finite number (got ${String(raw)}: a JSON number beyond ±1.8e308 overflows a 64-bit float)`);
 
   const unit = optionalString(data.unit, 'data.unit', MAX_UNIT_BYTES);
   if (typeof unit === 'object') return unit;

@@ -17,6 +17,8 @@ function rejected(raw: unknown, c: NormalizeContext = ctx): Extract<EntryOutcome
   return r;
 }
 
+/** As JSON.parse reads a producer's body: 1e309 overflows to Infinity. */
+const parsed = (json: string): unknown => JSON.parse(json);
 const log = (data: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ type: 'log', timestamp: NOW, data, ...extra });
 const metric = (data: Record<string, unknown>) => ({ type: 'metric', timestamp: NOW, data });
 
@@ -231,6 +233,8 @@ const CASES: Partial<Record<EntryErrorCode, unknown[]>> = {
     metric({ name: 'x', value: true }),
     metric({ name: 'x', value: 1e308, unit: 'TiB' }),
     { type: 'health', timestamp: NOW, data: { status: 'ok', latencyMs: '12' } },
+    parsed(`{"type":"metric","timestamp":${NOW},"data":{"name":"x","value":1e309}}`),
+    parsed(`{"type":"log","timestamp":${NOW},"data":{"message":"x","extra":{"n":[1,-1e400]}}}`),
   ],
   INGEST_ERR_ENTRY_ID: [
     log({ message: 'x' }, { id: '' }),
@@ -244,7 +248,8 @@ const CASES: Partial<Record<EntryErrorCode, unknown[]>> = {
 
 describe('error codes', () => {
   const entryCodes = Object.entries(ERROR_CATALOG)
-    .filter(([, e]) => e.scope === 'entry')
+    // The loader raises STORE_REFUSED for a row ClickHouse refuses, after the normalizer took it.
+    .filter(([code, e]) => e.scope === 'entry' && code !== 'INGEST_ERR_STORE_REFUSED')
     .map(([code]) => code);
 
   it('has a reachable case for every entry-scope code in the catalog', () => {
@@ -323,5 +328,37 @@ describe('limits', () => {
     });
     expect(Object.keys(e.labels)).toHaveLength(32);
     expect(ok(log({ message: 'é'.repeat(16 * 1024) })).message).toHaveLength(16 * 1024);
+  });
+});
+
+describe('costly entries are bounded', () => {
+  it('refuses 300k labels on the count alone, before any label is read', () => {
+    const labels: Record<string, string> = {};
+    for (let i = 0; i < 300_000; i++) labels[`k${i}`] = 'v';
+    let read = 0;
+    // A value read means the per-label walk started; the count must refuse the entry first.
+    Object.defineProperty(labels, 'spy', { enumerable: true, get: () => (read++, 'v') });
+    const r = rejected(log({ message: 'x' }, { labels }));
+    expect(r.code).toBe('INGEST_ERR_ENTRY_LABELS');
+    expect(r.message).toContain(`at most ${DEFAULT_ENTRY_LIMITS.maxLabels} are accepted`);
+    expect(read).toBe(0);
+  });
+
+  it('caps the bytes of all labels together, keys and values in UTF-8', () => {
+    const labels = { a: 'é'.repeat(30), b: 'é'.repeat(30) }; // 61 + 61 bytes
+    expect(Object.keys(ok(log({ message: 'x' }, { labels }), { ...ctx, limits: { maxLabelBytes: 122 } }).labels)).toHaveLength(2);
+    const r = rejected(log({ message: 'x' }, { labels }), { ...ctx, limits: { maxLabelBytes: 121 } });
+    expect(r.code).toBe('INGEST_ERR_ENTRY_LABELS');
+    expect(r.message).toContain('more than 121 bytes');
+    expect(DEFAULT_ENTRY_LIMITS.maxLabelBytes).toBe(16 * 1024);
+  });
+
+  it('reports a number that overflows (1e309) as not a finite number, naming the field, never as missing', () => {
+    const value = rejected(parsed(`{"type":"metric","timestamp":${NOW},"data":{"name":"x","value":1e309}}`));
+    expect(value).toMatchObject({ code: 'INGEST_ERR_ENTRY_VALUE' });
+    expect(value.message).toMatch(/^data\.value is not a finite number/);
+    const nested = rejected(parsed(`{"type":"event","timestamp":${NOW},"data":{"name":"e","attributes":{"big":[0,-1e999]}}}`));
+    expect(nested).toMatchObject({ code: 'INGEST_ERR_ENTRY_VALUE' });
+    expect(nested.message).toMatch(/^data\.attributes\.big\[1\] is not a finite number/);
   });
 });

@@ -65,19 +65,21 @@ export function copyExcept(source: Record<string, unknown>, lifted: ReadonlySet<
 export const JSON_OK = 0;
 export const JSON_TOO_DEEP = 1;
 export const JSON_NOT_DATA = 2;
+/** A number JSON cannot hold: 1e309 in the producer's JSON parses to Infinity. */
+export const JSON_NOT_FINITE = 3;
 
 /**
  * Checks that `v` is JSON data (finite numbers, plain objects, no functions or cycles) nested at most
  * `maxDepth` deep, counting `v` itself as depth 1. Recursion is safe: the depth bound stops it first,
  * and a cycle is reported as too deep.
  */
-export function checkJson(v: unknown, maxDepth: number): typeof JSON_OK | typeof JSON_TOO_DEEP | typeof JSON_NOT_DATA {
+export function checkJson(v: unknown, maxDepth: number): typeof JSON_OK | typeof JSON_TOO_DEEP | typeof JSON_NOT_DATA | typeof JSON_NOT_FINITE {
   switch (typeof v) {
     case 'string':
     case 'boolean':
       return JSON_OK;
     case 'number':
-      return Number.isFinite(v) ? JSON_OK : JSON_NOT_DATA;
+      return Number.isFinite(v) ? JSON_OK : JSON_NOT_FINITE;
     case 'object': {
       if (v === null) return JSON_OK;
       if (maxDepth <= 0) return JSON_TOO_DEEP;
@@ -100,6 +102,27 @@ export function checkJson(v: unknown, maxDepth: number): typeof JSON_OK | typeof
     default:
       return JSON_NOT_DATA;
   }
+}
+
+/**
+ * Path (`data.a.b`, `data.list[2]`) of the first non-finite number in `v`, for the message of an
+ * entry already known to hold one; bounded by the depth checkJson allowed.
+ */
+export function nonFinitePath(v: unknown, path: string): string | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? undefined : path;
+  if (typeof v !== 'object' || v === null) return undefined;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const p = nonFinitePath(v[i], `${path}[${i}]`);
+      if (p !== undefined) return p;
+    }
+    return undefined;
+  }
+  for (const key of Object.keys(v)) {
+    const p = nonFinitePath((v as Record<string, unknown>)[key], `${path}.${key.length > 64 ? `${key.slice(0, 64)}…` : key}`);
+    if (p !== undefined) return p;
+  }
+  return undefined;
 }
 
 export function isEmptyObject(o: Record<string, unknown>): boolean {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AppendedRange, LogMessage, LogProducer } from '@ingest/log';
+import { LogRecordTooLargeError, type AppendedRange, type LogMessage, type LogProducer } from '@ingest/log';
 import { LogBatcher } from './log-batcher.ts';
 
 /** A producer that records each append; the batcher's own logic is what is under test. */
@@ -67,5 +67,34 @@ describe('LogBatcher', () => {
     await Promise.all([p, c]);
     expect(producer.sends).toEqual([3]);
     await expect(b.submit(msg(1), 1)).rejects.toThrow(/closed/);
+  });
+
+  it('fails only the submit holding a record the log can never take, and sends the others without it', async () => {
+    const sends: string[][] = [];
+    const producer: LogProducer = {
+      async send(_topic, messages) {
+        const values = messages.map((m) => m.value.toString());
+        sends.push(values);
+        const big = values.flatMap((v, i) => (v === 'BIG' ? [i] : []));
+        if (big.length > 0) throw new LogRecordTooLargeError('too large', big, 9_999, 100);
+        return [{ partition: 0, firstOffset: 0, lastOffset: messages.length - 1 }];
+      },
+      async close() {},
+    };
+    const b = new LogBatcher(producer, { topic: 't', maxEntries: 1000, maxBytes: 1 << 20, maxWaitMs: 5 });
+    const one = (v: string): LogMessage => ({ key: 't', value: Buffer.from(v) });
+    const results = await Promise.allSettled([
+      b.submit([one('a1'), one('a2')], 4),
+      b.submit([one('b1'), one('BIG'), one('b3')], 6),
+      b.submit([one('c1')], 2),
+      b.submit([one('BIG')], 3),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected']);
+    expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(LogRecordTooLargeError);
+    expect(sends).toEqual([
+      ['a1', 'a2', 'b1', 'BIG', 'b3', 'c1', 'BIG'],
+      ['a1', 'a2', 'c1'],
+    ]);
+    await b.close();
   });
 });

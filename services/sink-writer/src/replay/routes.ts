@@ -15,6 +15,7 @@ import {
   type ShadowTableName,
   type TelemetryStore,
 } from '@ingest/storage';
+import type { DayGate } from '../loader/day-gate.ts';
 import { AuditLog } from './audit.ts';
 import { executeReplay, type ReplaySummary } from './execute.ts';
 import { JobBusyError, ReplayJobs, type JobContext, type JobOutcome } from './jobs.ts';
@@ -34,6 +35,8 @@ export interface ReplayRouteDeps {
   dataDir: string;
   /** Messages per read and per shadow insert (default 5000): bounds memory and block size. */
   chunk?: number;
+  /** The live loader's gate; promote holds its day across check and REPLACE (none: no local loader). */
+  liveGate?: DayGate;
 }
 
 /** Routes the CLI talks to; exported so the CLI and tests name them from one place. */
@@ -244,9 +247,8 @@ export function registerReplayRoutes(app: FastifyInstance, deps: ReplayRouteDeps
       const args = parseArgs(b['args']);
       const yes = b['yes'] === true;
       const allowLoss = b['allowLoss'] === true;
-      return await jobs.exclusive(`promote of ${formatDay(day)} by ${who}`, async () => {
+      const promoteHeld = async () => {
         const plan = await shadow.promotePlan(day, table);
-        if (!yes) return { executed: false, plan };
         const id = `promote-${day}-${Date.now()}`;
         const refuse = async (status: number, reason: string) => {
           await audit.append({ action: 'promote', phase: 'end', id, who, from: req.ip, args, plan, result: { executed: false, refused: reason } });
@@ -275,6 +277,17 @@ export function registerReplayRoutes(app: FastifyInstance, deps: ReplayRouteDeps
         const written = await audit.append({ action: 'promote', phase: 'end', id, who, from: req.ip, args, plan, result });
         app.log.warn({ who, day, ...result }, 'shadow day promoted into live');
         return { executed: true, plan, result, audit: { ...auditTargets, written } };
+      };
+      return await jobs.exclusive(`promote of ${formatDay(day)} by ${who}`, async () => {
+        if (!yes) return { executed: false, plan: await shadow.promotePlan(day, table) };
+        // From the check to the REPLACE, no live insert may land in this day: it would pass the
+        // check unseen and then be replaced away while its offsets are committed. The loader waits.
+        const leave = await deps.liveGate?.hold(day);
+        try {
+          return await promoteHeld();
+        } finally {
+          leave?.();
+        }
       });
     } catch (e) {
       return mapError(e, reply);
