@@ -30,7 +30,8 @@ describe('ingestctl status', () => {
     );
     servers.push(edge.server, normalizer.server, sink.server);
     const out: string[] = [];
-    const env = { EDGE_URL: edge.url, NORMALIZER_URL: normalizer.url, SINK_URL: sink.url };
+    // Each stand-in serves its public routes and its admin listener's /status on one port.
+    const env = { EDGE_URL: edge.url, NORMALIZER_URL: normalizer.url, SINK_URL: sink.url, EDGE_ADMIN_URL: edge.url, NORMALIZER_ADMIN_URL: normalizer.url, SINK_ADMIN_URL: sink.url };
     const code = await runCli(['status'], { out: (s) => out.push(s), err: () => undefined, env });
     expect(code).toBe(1);
     const text = out.join('\n');
