@@ -29,8 +29,8 @@ export interface EdgeOptions {
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | undefined;
-    /** Budget held while the body is read, before its real size is known. */
-    readLease: Lease | undefined;
+    /** The request's share of the in-flight budget: grows as the body is read, then holds its parsed size. */
+    lease: Lease | undefined;
   }
 }
 
@@ -73,7 +73,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   });
 
   app.decorateRequest('principal', undefined);
-  app.decorateRequest('readLease', undefined);
+  app.decorateRequest('lease', undefined);
 
   // Before any other hook reads them: routing headers count only from the load balancer.
   const hops = new TrustedHops(cfg.trustedHops);
@@ -113,35 +113,46 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       },
     });
 
-    // Bodies being read count against the budget too (at their declared size, or the limit when
-    // chunked), so many slow uploads can't hold unbounded memory before anything is parsed.
+    // Bodies being read count against the budget too, for what has arrived so far: admission
+    // takes a small reservation (the fair-share check happens here, before anything is read) and
+    // the lease grows chunk by chunk in the parser. Reserving the declared size, or the whole
+    // limit for a chunked body, let a handful of trickling uploads hold the budget while holding
+    // almost no memory.
     scope.addHook('preParsing', async (req) => {
       const tenant = req.principal?.tenant;
       if (!tenant) return;
       const declared = Number(req.headers['content-length']);
-      const bytes = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, cfg.bodyLimitBytes) : cfg.bodyLimitBytes;
+      const bytes = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, READ_STEP_BYTES) : READ_STEP_BYTES;
       const got = budget.tryAcquire(tenant, bytes, 0);
-      if (!got.ok) {
-        throw ingestError('INGEST_ERR_EDGE_OVERLOADED', [1], { retryAfterSeconds: retryAfterSeconds(1) });
-      }
-      req.readLease = got.lease;
+      if (!got.ok) throw edgeOverloaded();
+      req.lease = got.lease;
     });
     // Backstop for requests whose body is never parsed (refused content type, early errors).
     scope.addHook('onResponse', async (req) => {
-      req.readLease?.release();
+      req.lease?.release();
     });
 
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser(INGEST_CONTENT_TYPES, async (req: FastifyRequest, payload: NodeJS.ReadableStream): Promise<ParsedBody> => {
       const format = formatOf(req.headers['content-type']) ?? 'json';
+      const lease = req.lease;
+      // Grows the lease ahead of what was read, a step at a time: one budget check per step,
+      // never more than a step held beyond the bytes actually buffered.
+      const charge = (total: number) => {
+        if (!lease || total <= lease.bytes) return;
+        const want = Math.min(Math.ceil(total / READ_STEP_BYTES) * READ_STEP_BYTES, cfg.bodyLimitBytes);
+        if (!lease.tryResize(Math.max(want, total), 0).ok) throw edgeOverloaded();
+      };
       try {
-        const raw = await readBody(payload as unknown as import('node:stream').Readable, req.headers['content-encoding'], cfg.bodyLimitBytes);
+        const raw = await readBody(payload as unknown as import('node:stream').Readable, req.headers['content-encoding'], cfg.bodyLimitBytes, charge);
         const text = decodeUtf8(raw);
         const entries = parseEntries(text, format, { maxBytes: cfg.bodyLimitBytes, maxEntries: cfg.maxEntriesPerRequest, maxDepth: cfg.maxNestingDepth });
         return { entries, bytes: raw.byteLength };
-      } finally {
-        // Read, failed or abandoned by the client: the read reservation ends here either way.
-        req.readLease?.release();
+      } catch (e) {
+        // Failed or abandoned by the client: nothing of it is held any longer. A parsed body keeps
+        // its lease for the route.
+        lease?.release();
+        throw e;
       }
     });
     scope.addContentTypeParser('*', (req: FastifyRequest, _payload: unknown, done: (err: Error | null) => void) => {
@@ -169,11 +180,11 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
         return sendError(reply, rateLimited('INGEST_ERR_TENANT_BYTE_RATE', tenant, bps, byteRate));
       }
 
-      // The read reservation is gone; now hold the real (decompressed) size and entry count.
-      const got = budget.tryAcquire(tenant, body.bytes, n);
-      if (!got.ok) {
+      // The read lease becomes the request's hold: exactly the decompressed size, plus its entries.
+      const lease = req.lease;
+      if (!lease?.tryResize(body.bytes, n).ok) {
         discard(tenant, 'INGEST_ERR_EDGE_OVERLOADED', n);
-        return sendError(reply, ingestError('INGEST_ERR_EDGE_OVERLOADED', [1], { retryAfterSeconds: retryAfterSeconds(1) }));
+        return sendError(reply, edgeOverloaded());
       }
       metrics.inflightBytes.inc(body.bytes);
       metrics.inflightEntries.inc(n);
@@ -191,7 +202,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
         if (e instanceof IngestError) discard(tenant, e.code, n);
         throw e;
       } finally {
-        got.lease.release();
+        lease.release();
         metrics.inflightBytes.dec(body.bytes);
         metrics.inflightEntries.dec(n);
       }
@@ -208,6 +219,17 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     await normalizer.close();
   });
   return app;
+}
+
+/**
+ * The granularity of a body's budget while it is read: its first reservation (or the declared
+ * length, if smaller) and each growth. 64 KiB is the most one socket read delivers, so a body grows
+ * at most once per chunk and never holds more than one step beyond what it has buffered.
+ */
+const READ_STEP_BYTES = 64 * 1024;
+
+function edgeOverloaded(): IngestError {
+  return ingestError('INGEST_ERR_EDGE_OVERLOADED', [1], { retryAfterSeconds: retryAfterSeconds(1) });
 }
 
 async function takeOr503(rates: RateStore, key: string, amount: number, rate: number): Promise<TakeResult> {
