@@ -41,6 +41,21 @@ export interface EdgeConfig {
   cutover: CutoverConfig;
   /** Sent to the normalizer on every hop; see NormalizerConfig.internalToken. */
   internalToken: string | undefined;
+  /**
+   * Socket deadlines (README "Slow and many connections"). Internet-facing: seconds, not minutes.
+   * headersTimeoutMs: from connecting (or the end of the previous request) to the end of the headers.
+   * requestTimeoutMs: the whole request, headers and body, must arrive within it.
+   * connectionTimeoutMs: a socket silent this long in either direction is closed; above the
+   * downstream timeout, since a request waiting on the normalizer is silent too.
+   * keepAliveTimeoutMs: an idle keep-alive connection is closed after it.
+   */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  connectionTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  /** A body must keep up this rate after bodyGraceMs (grace + received / rate), or it is cut with 408. */
+  minBodyBytesPerSecond: number;
+  bodyGraceMs: number;
   /** The admin listener (/metrics, /status): never the public port. */
   adminHost: string;
   adminPort: number;
@@ -186,6 +201,12 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       defaultBytesPerSecond: r.bytes('TENANT_DEFAULT_BPS', 64 * 1024 * 1024),
       downstreamTimeoutMs: r.int('EDGE_DOWNSTREAM_TIMEOUT_MS', 30_000, { min: 100 }),
       internalToken,
+      headersTimeoutMs: r.int('EDGE_HEADERS_TIMEOUT_MS', 10_000, { min: 100, max: 600_000 }),
+      requestTimeoutMs: r.int('EDGE_REQUEST_TIMEOUT_MS', 30_000, { min: 100, max: 600_000 }),
+      connectionTimeoutMs: r.int('EDGE_CONNECTION_TIMEOUT_MS', 40_000, { min: 100, max: 600_000 }),
+      keepAliveTimeoutMs: r.int('EDGE_KEEP_ALIVE_TIMEOUT_MS', 5_000, { min: 100, max: 600_000 }),
+      minBodyBytesPerSecond: r.bytes('EDGE_MIN_BODY_BYTES_PER_SECOND', 1024),
+      bodyGraceMs: r.int('EDGE_BODY_GRACE_MS', 5_000, { min: 0, max: 600_000 }),
       adminHost,
       adminPort: edgeAdminPort,
       trustedHops: { sharedSecret: lbSecret, proxies: trustedProxies },
@@ -234,6 +255,16 @@ export function loadConfig(env: Env = process.env): IngestConfig {
   if (cfg.sink.batchMaxBytes > cfg.sink.inflightBytes) {
     r.problem(`SINK_BATCH_MAX_BYTES (${cfg.sink.batchMaxBytes}) must not exceed SINK_INFLIGHT_BYTES (${cfg.sink.inflightBytes})`);
   }
+  const e = cfg.edge;
+  // Node refuses a headers timeout above the request timeout; say which keys, not a stack trace.
+  if (e.headersTimeoutMs > e.requestTimeoutMs) {
+    r.problem(`EDGE_HEADERS_TIMEOUT_MS (${e.headersTimeoutMs}) must not exceed EDGE_REQUEST_TIMEOUT_MS (${e.requestTimeoutMs})`);
+  }
+  // A request waiting on the normalizer sends nothing; a shorter idle timeout would cut it mid-answer.
+  if (e.connectionTimeoutMs <= e.downstreamTimeoutMs) {
+    r.problem(`EDGE_CONNECTION_TIMEOUT_MS (${e.connectionTimeoutMs}) must be above EDGE_DOWNSTREAM_TIMEOUT_MS (${e.downstreamTimeoutMs})`);
+  }
+  if (e.minBodyBytesPerSecond < 1) r.problem(`EDGE_MIN_BODY_BYTES_PER_SECOND=${e.minBodyBytesPerSecond} must be at least 1`);
   if (cfg.backends.kafkaBrokers && !cfg.backends.clickhouseUrl) {
     // Allowed, but worth knowing: the loader then writes to chDB on this machine.
   }

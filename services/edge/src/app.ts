@@ -7,6 +7,7 @@ import { FairBudget, retryAfterSeconds, type Lease } from '@ingest/queue';
 import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, type LoggingOptions, sendError, traceHeaders } from '@ingest/observability';
 import { KeyIndex, bearerToken, type Principal } from './auth/key-index.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
+import { BodyMeter } from './body/body-meter.ts';
 import { HopClient } from '@ingest/internal-http';
 import { MemoryRateStore, type RateStore, type TakeResult } from './rate/rate-store.ts';
 import { RedisRateStore } from './rate/redis-rate-store.ts';
@@ -49,6 +50,14 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     // Our onRequest hook answers requests that arrive while draining, with a code and Retry-After.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // Every socket has a deadline (Node's and fastify's defaults are minutes, or none): a client
+    // that connects and says nothing, trickles headers, trickles a body or idles between requests
+    // is cut in seconds. Node checks the headers and request deadlines on an interval (30 s by
+    // default), so it is made short enough for the deadlines to mean what they say.
+    connectionTimeout: cfg.connectionTimeoutMs,
+    keepAliveTimeout: cfg.keepAliveTimeoutMs,
+    requestTimeout: cfg.requestTimeoutMs,
+    http: { headersTimeout: cfg.headersTimeoutMs, requestTimeout: cfg.requestTimeoutMs, connectionsCheckingInterval: Math.min(CONNECTIONS_CHECK_MS, Math.ceil(cfg.headersTimeoutMs / 2)) },
   });
   const metrics = createServiceMetrics('edge', { defaultMetrics: opts.logger !== false });
   const keys = new KeyIndex(cfg.tenantsFile, opts.tenantsReloadMs ?? 1000);
@@ -59,6 +68,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
   const normalizer = new HopClient(cfg.normalizerUrl, { name: 'normalizer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_NORMALIZER_OVERLOADED', internalToken: cfg.internalToken });
   let closing = false;
+  /** Bodies being read now (bounded by open connections), so a drain can cut what is left. */
+  const readingBodies = new Set<BodyMeter>();
 
   installServiceBasics(app, {
     service: 'edge',
@@ -118,14 +129,19 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     // the lease grows chunk by chunk in the parser. Reserving the declared size, or the whole
     // limit for a chunked body, let a handful of trickling uploads hold the budget while holding
     // almost no memory.
-    scope.addHook('preParsing', async (req) => {
+    scope.addHook('preParsing', async (req, _reply, payload) => {
       const tenant = req.principal?.tenant;
-      if (!tenant) return;
+      if (!tenant) return payload;
       const declared = Number(req.headers['content-length']);
       const bytes = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, READ_STEP_BYTES) : READ_STEP_BYTES;
       const got = budget.tryAcquire(tenant, bytes, 0);
       if (!got.ok) throw edgeOverloaded();
       req.lease = got.lease;
+      // A body slower than the floor is cut with 408 long before Node's request timeout.
+      const meter = new BodyMeter(payload, { minBytesPerSecond: cfg.minBodyBytesPerSecond, graceMs: cfg.bodyGraceMs });
+      readingBodies.add(meter);
+      meter.once('close', () => readingBodies.delete(meter));
+      return meter;
     });
     // Backstop for requests whose body is never parsed (refused content type, early errors).
     scope.addHook('onResponse', async (req) => {
@@ -227,6 +243,9 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
  * at most once per chunk and never holds more than one step beyond what it has buffered.
  */
 const READ_STEP_BYTES = 64 * 1024;
+
+/** How often (at most) Node checks the headers and request deadlines of open connections. */
+const CONNECTIONS_CHECK_MS = 1000;
 
 function edgeOverloaded(): IngestError {
   return ingestError('INGEST_ERR_EDGE_OVERLOADED', [1], { retryAfterSeconds: retryAfterSeconds(1) });
