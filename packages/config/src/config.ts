@@ -56,6 +56,10 @@ export interface EdgeConfig {
   /** A body must keep up this rate after bodyGraceMs (grace + received / rate), or it is cut with 408. */
   minBodyBytesPerSecond: number;
   bodyGraceMs: number;
+  /** Inbound connections; the edge lowers it further to stay well below its open-file limit. */
+  maxConnections: number;
+  /** Inbound connections per client address; 0 turns the per-address cap off (behind a balancer). */
+  maxConnectionsPerAddress: number;
   /** The admin listener (/metrics, /status): never the public port. */
   adminHost: string;
   adminPort: number;
@@ -207,6 +211,8 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       keepAliveTimeoutMs: r.int('EDGE_KEEP_ALIVE_TIMEOUT_MS', 5_000, { min: 100, max: 600_000 }),
       minBodyBytesPerSecond: r.bytes('EDGE_MIN_BODY_BYTES_PER_SECOND', 1024),
       bodyGraceMs: r.int('EDGE_BODY_GRACE_MS', 5_000, { min: 0, max: 600_000 }),
+      maxConnections: r.int('EDGE_MAX_CONNECTIONS', 10_000, { min: 1 }),
+      maxConnectionsPerAddress: r.int('EDGE_MAX_CONNECTIONS_PER_ADDRESS', 256, { min: 0 }),
       adminHost,
       adminPort: edgeAdminPort,
       trustedHops: { sharedSecret: lbSecret, proxies: trustedProxies },

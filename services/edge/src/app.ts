@@ -12,6 +12,10 @@ import { HopClient } from '@ingest/internal-http';
 import { MemoryRateStore, type RateStore, type TakeResult } from './rate/rate-store.ts';
 import { RedisRateStore } from './rate/redis-rate-store.ts';
 import { CutoverGate, type CutoverOptions } from './cutover/gate.ts';
+import { Counter, Gauge } from 'prom-client';
+import { ConnectionGuard } from './net/connection-guard.ts';
+import { effectiveMaxConnections, readOpenFileLimit } from './net/open-files.ts';
+import { ThrottledLog } from './net/throttled-log.ts';
 import { TrustedHops } from './cutover/trusted-hop.ts';
 
 export interface EdgeOptions {
@@ -25,6 +29,8 @@ export interface EdgeOptions {
   tenantsReloadMs?: number;
   /** Overrides config.cutover (tests point it at their own files and fixtures). */
   cutover?: CutoverOptions;
+  /** The process's open-file limit; read from /proc/self/limits when not given (null: unknown). */
+  openFileLimit?: number | null;
 }
 
 declare module 'fastify' {
@@ -68,6 +74,20 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
   const normalizer = new HopClient(cfg.normalizerUrl, { name: 'normalizer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_NORMALIZER_OVERLOADED', internalToken: cfg.internalToken });
   let closing = false;
+
+  const openFileLimit = opts.openFileLimit === undefined ? readOpenFileLimit() : (opts.openFileLimit ?? undefined);
+  const maxConnections = effectiveMaxConnections(cfg.maxConnections, openFileLimit);
+  const refusedConnections = new Counter({ name: 'ingest_edge_connections_refused_total', help: 'Inbound connections closed on arrival, by reason (max_connections, per_address)', labelNames: ['reason'], registers: [metrics.registry] });
+  const refusedLog = new ThrottledLog(10_000, (fields, suppressed) => app.log.warn({ ...fields, suppressed, refused: guard.snapshot().refused }, 'connection refused'));
+  const guard = new ConnectionGuard({ maxConnections, maxPerAddress: cfg.maxConnectionsPerAddress }, (reason, address) => {
+    refusedConnections.inc({ reason });
+    refusedLog.event({ reason, address });
+  });
+  guard.attach(app.server);
+  new Gauge({ name: 'ingest_edge_open_connections', help: 'Inbound connections open now', registers: [metrics.registry], collect() { this.set(guard.snapshot().open); } });
+  const connectionLimits = { openFileLimit: openFileLimit ?? null, maxConnections, configuredMaxConnections: cfg.maxConnections, maxPerAddress: cfg.maxConnectionsPerAddress };
+  if (maxConnections < cfg.maxConnections) app.log.warn(connectionLimits, 'EDGE_MAX_CONNECTIONS lowered to stay well below the open-file limit');
+  else app.log.info(connectionLimits, 'connection limits');
   /** Bodies being read now (bounded by open connections), so a drain can cut what is left. */
   const readingBodies = new Set<BodyMeter>();
 
@@ -79,7 +99,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       ready: !closing && keys.lastError === undefined,
       checks: { tenants: keys.lastError ?? `ok (${keys.tenantCount()} tenants)` },
     }),
-    status: () => ({ budget: budget.snapshot(), tenants: keys.tenantCount(), cutover: cutover.snapshot() }),
+    status: () => ({ budget: budget.snapshot(), tenants: keys.tenantCount(), cutover: cutover.snapshot(), connections: { ...guard.snapshot(), openFileLimit: openFileLimit ?? null }, readingBodies: readingBodies.size }),
     tenantOf: (req) => req.principal?.tenant,
   });
 
