@@ -60,6 +60,11 @@ export interface EdgeConfig {
   maxConnections: number;
   /** Inbound connections per client address; 0 turns the per-address cap off (behind a balancer). */
   maxConnectionsPerAddress: number;
+  /**
+   * On SIGTERM, how long requests in flight get to finish; then uploads still being read are cut
+   * (503) and the edge exits about a second later. Below Kubernetes' default 30 s grace period.
+   */
+  drainTimeoutMs: number;
   /** The admin listener (/metrics, /status): never the public port. */
   adminHost: string;
   adminPort: number;
@@ -213,6 +218,7 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       bodyGraceMs: r.int('EDGE_BODY_GRACE_MS', 5_000, { min: 0, max: 600_000 }),
       maxConnections: r.int('EDGE_MAX_CONNECTIONS', 10_000, { min: 1 }),
       maxConnectionsPerAddress: r.int('EDGE_MAX_CONNECTIONS_PER_ADDRESS', 256, { min: 0 }),
+      drainTimeoutMs: r.int('EDGE_DRAIN_TIMEOUT_MS', 20_000, { min: 0, max: 600_000 }),
       adminHost,
       adminPort: edgeAdminPort,
       trustedHops: { sharedSecret: lbSecret, proxies: trustedProxies },

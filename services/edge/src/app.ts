@@ -245,14 +245,35 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     });
   });
 
+  // The drain has a deadline. Until it, requests in flight finish (new ones on open connections
+  // get 503 SHUTTING_DOWN and the connection closed). At it, bodies still being read are cut with
+  // 503 SHUTTING_DOWN: nothing half-read is acknowledged, and the client retries elsewhere. A
+  // moment later every connection still open is closed, so close() ends in bounded time whatever
+  // the clients do. Everything acknowledged before stays acknowledged: a 2xx is only ever sent
+  // after the log has the entries.
+  let drainTimer: NodeJS.Timeout | undefined;
+  let forceTimer: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
     closing = true;
+    drainTimer = setTimeout(() => {
+      const cut = readingBodies.size;
+      const err = ingestError('INGEST_ERR_SHUTTING_DOWN', [], { retryAfterSeconds: 1 });
+      for (const body of readingBodies) body.abort(err);
+      app.log.warn({ cut, drainTimeoutMs: cfg.drainTimeoutMs, open: guard.snapshot().open }, 'drain deadline: cutting uploads still being read, closing what is left');
+      forceTimer = setTimeout(() => app.server.closeAllConnections(), DRAIN_FLUSH_MS);
+      forceTimer.unref();
+    }, cfg.drainTimeoutMs);
+    // Unref'd: when the last connection ends before the deadline, nothing is left to wait for.
+    drainTimer.unref();
   });
   app.addHook('onClose', async () => {
+    clearTimeout(drainTimer);
+    clearTimeout(forceTimer);
     keys.close();
     cutover.close();
     await rates.close();
-    await normalizer.close();
+    // Connections are gone by now; a handler still waiting on the normalizer answers no one.
+    await normalizer.close(DRAIN_FLUSH_MS);
   });
   return app;
 }
@@ -263,6 +284,9 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
  * at most once per chunk and never holds more than one step beyond what it has buffered.
  */
 const READ_STEP_BYTES = 64 * 1024;
+
+/** After the drain deadline, how long the cut answers get to reach their clients. */
+const DRAIN_FLUSH_MS = 1000;
 
 /** How often (at most) Node checks the headers and request deadlines of open connections. */
 const CONNECTIONS_CHECK_MS = 1000;
