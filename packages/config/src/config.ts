@@ -65,6 +65,11 @@ export interface EdgeConfig {
    * (503) and the edge exits about a second later. Below Kubernetes' default 30 s grace period.
    */
   drainTimeoutMs: number;
+  /** Failed authentications per client address per window before it gets 429; 0: no limit. */
+  authFailureLimit: number;
+  authFailureWindowMs: number;
+  /** Addresses with recent failures remembered at once (oldest forgotten first). */
+  authFailureAddresses: number;
   /** The admin listener (/metrics, /status): never the public port. */
   adminHost: string;
   adminPort: number;
@@ -219,6 +224,9 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       maxConnections: r.int('EDGE_MAX_CONNECTIONS', 10_000, { min: 1 }),
       maxConnectionsPerAddress: r.int('EDGE_MAX_CONNECTIONS_PER_ADDRESS', 256, { min: 0 }),
       drainTimeoutMs: r.int('EDGE_DRAIN_TIMEOUT_MS', 20_000, { min: 0, max: 600_000 }),
+      authFailureLimit: r.int('EDGE_AUTH_FAILURE_LIMIT', 20, { min: 0 }),
+      authFailureWindowMs: r.int('EDGE_AUTH_FAILURE_WINDOW_MS', 60_000, { min: 1000, max: 3_600_000 }),
+      authFailureAddresses: r.int('EDGE_AUTH_FAILURE_ADDRESSES', 10_000, { min: 1 }),
       adminHost,
       adminPort: edgeAdminPort,
       trustedHops: { sharedSecret: lbSecret, proxies: trustedProxies },

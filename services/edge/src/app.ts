@@ -6,6 +6,7 @@ import type { EdgeConfig } from '@ingest/config';
 import { FairBudget, retryAfterSeconds, type Lease } from '@ingest/queue';
 import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, type LoggingOptions, sendError, traceHeaders } from '@ingest/observability';
 import { KeyIndex, bearerToken, type Principal } from './auth/key-index.ts';
+import { AuthFailureLimiter } from './auth/failure-limiter.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
 import { BodyMeter } from './body/body-meter.ts';
 import { HopClient } from '@ingest/internal-http';
@@ -114,13 +115,22 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
 
   const discard = (tenant: string, code: string, n: number) => metrics.discarded.inc({ tenant, reason: code }, n);
 
+  const authFailures = new AuthFailureLimiter({ maxFailures: cfg.authFailureLimit, windowMs: cfg.authFailureWindowMs, maxAddresses: cfg.authFailureAddresses });
+  const blockedLog = new ThrottledLog(10_000, (fields, suppressed) => app.log.warn({ ...fields, suppressed, limit: cfg.authFailureLimit, windowMs: cfg.authFailureWindowMs }, 'address refused after too many failed authentications'));
+  const authFailed = (req: FastifyRequest, code: 'INGEST_ERR_UNAUTHENTICATED' | 'INGEST_ERR_INVALID_API_KEY'): IngestError => {
+    if (authFailures.fail(req.ip)) blockedLog.event({ address: req.ip });
+    return ingestError(code);
+  };
+
   await app.register(async (scope) => {
     scope.addHook('onRequest', async (req, reply) => {
       if (closing) throw ingestError('INGEST_ERR_SHUTTING_DOWN', [], { retryAfterSeconds: 1 });
+      const wait = authFailures.retryAfterSeconds(req.ip);
+      if (wait > 0) throw ingestError('INGEST_ERR_TOO_MANY_AUTH_FAILURES', [wait], { retryAfterSeconds: wait });
       const token = bearerToken(req.headers.authorization);
-      if (!token) throw ingestError('INGEST_ERR_UNAUTHENTICATED');
+      if (!token) throw authFailed(req, 'INGEST_ERR_UNAUTHENTICATED');
       const p = keys.authenticate(token);
-      if (!p) throw ingestError('INGEST_ERR_INVALID_API_KEY');
+      if (!p) throw authFailed(req, 'INGEST_ERR_INVALID_API_KEY');
       // The tenant comes from the key alone; any tenant named in headers or body is ignored.
       req.principal = p;
       // Tenants not cut over go to legacy whole, before rate limits or body parsing touch them.
