@@ -173,6 +173,12 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       meter.once('close', () => readingBodies.delete(meter));
       return meter;
     });
+    // An answer sent before the body was read whole (refused at admission, cut, too large) ends
+    // the connection: the rest of the body is not worth reading, and a client still trickling it
+    // would otherwise hold the socket until the request timeout.
+    scope.addHook('onSend', async (req, reply) => {
+      if (!req.raw.complete) void reply.header('connection', 'close');
+    });
     // Backstop for requests whose body is never parsed (refused content type, early errors).
     scope.addHook('onResponse', async (req) => {
       req.lease?.release();
