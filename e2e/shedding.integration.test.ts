@@ -99,7 +99,7 @@ describe.each(MODES)('shedding (%s log)', (mode) => {
       const key = await stack.tenant(tenantId('slow'));
       const other = await stack.tenant(tenantId('other'));
       const u = new URL('/v2/ingest', stack.edgeUrl);
-      const budgetBytes = async () => ((await (await fetch(new URL('/status', stack.edgeUrl))).json()) as { budget: { bytes: number } }).budget.bytes;
+      const budgetBytes = async () => ((await (await fetch(new URL('/status', stack.edgeAdminUrl))).json()) as { budget: { bytes: number } }).budget.bytes;
       // Four chunked uploads that send just under 7 × 64 KiB each and stall: the edge charges what
       // it read, in 64 KiB steps, so they hold 28 steps = 1,835,008 bytes. The slow tenant's share
       // of the 2 MiB budget is 90% (the rest is kept for tenants holding nothing): 1,887,436.

@@ -43,8 +43,8 @@ interface Status {
   connections: { open: number; maxConnections: number; maxPerAddress: number; openFileLimit: number | null; refused: { max_connections: number; per_address: number } };
 }
 
-async function status(url: string): Promise<Status> {
-  return (await (await fetch(new URL('/status', url))).json()) as Status;
+async function status(adminUrl: string): Promise<Status> {
+  return (await (await fetch(new URL('/status', adminUrl))).json()) as Status;
 }
 
 describe('edge process: many connections', () => {
@@ -57,7 +57,7 @@ describe('edge process: many connections', () => {
       const report = await quietTenant(targetOf(edge.url), quiet, 100);
       console.log(formatQuiet('400 idle connections from one address, ulimit -n 256', report));
       expect(report.successRate).toBe(1);
-      const s = await status(edge.url);
+      const s = await status(edge.adminUrl);
       expect(s.connections).toMatchObject({ openFileLimit: 256, maxConnections: 128, maxPerAddress: 64 });
       expect(s.connections.refused.per_address).toBeGreaterThanOrEqual(400 - 64);
       const log = await readFile(logFile, 'utf8');
@@ -81,7 +81,7 @@ describe('edge process: many connections', () => {
       const report = await quietTenant(targetOf(edge.url), quiet, 100);
       console.log(formatQuiet('400 idle connections past the global cap, after the headers timeout', report));
       expect(report.successRate).toBe(1);
-      const s = await status(edge.url);
+      const s = await status(edge.adminUrl);
       expect(s.connections.refused.max_connections).toBeGreaterThanOrEqual(400 - 128);
     } finally {
       flood.destroy();
@@ -98,7 +98,7 @@ describe('edge process: shutdown', () => {
     try {
       for (let i = 0; i < 3; i++) uploads.push(slowUpload(targetOf(edge.url), { apiKey: heavy, localAddress: ATTACKER, tickMs: 100 }));
       const deadline = Date.now() + 15_000;
-      while (Date.now() < deadline && ((await (await fetch(new URL('/status', edge.url))).json()) as { readingBodies: number }).readingBodies < 3) await new Promise((r) => setImmediate(r));
+      while (Date.now() < deadline && ((await (await fetch(new URL('/status', edge.adminUrl))).json()) as { readingBodies: number }).readingBodies < 3) await new Promise((r) => setImmediate(r));
       const before = await quietTenant(targetOf(edge.url), quiet, 20);
       console.log(formatQuiet('3 slow uploads, before SIGTERM', before));
       expect(before.successRate).toBe(1);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@ingest/config';
+import { adminListener } from '@ingest/observability';
 import { addTenantKey } from '@ingest/tenants';
 import { clientAgent, connectionFlood, formatQuiet, quietTenant, send, slowUpload, startFakeNormalizer, targetOf, type SlowUpload, type Target } from '@ingest/testkit';
 import { buildEdge } from './app.ts';
@@ -49,7 +50,8 @@ async function startEdge(env: Record<string, string>): Promise<Edge> {
     target: targetOf(url),
     heavy,
     quiet,
-    status: async () => (await app.inject({ url: '/status' })).json(),
+    // /status lives on the admin listener, never the public port.
+    status: async () => (await adminListener(app).inject({ url: '/status' })).json(),
     close: async () => {
       app.server.closeAllConnections();
       await app.close();
