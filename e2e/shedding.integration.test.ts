@@ -92,25 +92,35 @@ describe.each(MODES)('shedding (%s log)', (mode) => {
     }
   });
 
-  it('bodies still being uploaded hold edge budget: stalled uploads push later requests to 503, not unbounded memory', async () => {
+  it('bodies still being uploaded hold edge budget for what they have sent: the uploading tenant is refused at its share, another tenant is not', async () => {
     const { stack, h } = await held(m, { EDGE_INFLIGHT_BYTES: '2MiB', EDGE_BODY_LIMIT: '1MiB' });
     const stalled: ClientRequest[] = [];
     try {
       const key = await stack.tenant(tenantId('slow'));
+      const other = await stack.tenant(tenantId('other'));
       const u = new URL('/v2/ingest', stack.edgeUrl);
-      // Two chunked uploads (no content-length: each reserves the 1 MiB body limit) that never finish.
-      for (let i = 0; i < 2; i++) {
+      const budgetBytes = async () => ((await (await fetch(new URL('/status', stack.edgeAdminUrl))).json()) as { budget: { bytes: number } }).budget.bytes;
+      // Four chunked uploads that send just under 7 × 64 KiB each and stall: the edge charges what
+      // it read, in 64 KiB steps, so they hold 28 steps = 1,835,008 bytes. The slow tenant's share
+      // of the 2 MiB budget is 90% (the rest is kept for tenants holding nothing): 1,887,436.
+      const step = 64 * 1024;
+      for (let i = 0; i < 4; i++) {
         const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' } });
         req.on('error', () => undefined);
-        req.write('[');
+        req.write(`[${' '.repeat(7 * step - 101)}`);
         stalled.push(req);
       }
-      await new Promise((r) => setTimeout(r, 300));
-      const shed = await postIngest(stack.edgeUrl, key, batchOf(1));
+      const deadline = Date.now() + 10_000;
+      while ((await budgetBytes()) < 28 * step && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+      expect(await budgetBytes()).toBe(28 * step);
+      // 60,000 more declared bytes would take the slow tenant past its share: refused before reading.
+      const shed = await postIngest(stack.edgeUrl, key, undefined, { raw: `[${' '.repeat(59_998)}]` });
       expect(shed.status).toBe(503);
       expect(shed.body.error?.code).toBe('INGEST_ERR_EDGE_OVERLOADED');
+      expect((await postIngest(stack.edgeUrl, other, batchOf(1))).status).toBe(200);
       for (const r of stalled) r.destroy();
-      await new Promise((r) => setTimeout(r, 300));
+      const freed = Date.now() + 10_000;
+      while ((await budgetBytes()) > 0 && Date.now() < freed) await new Promise((r) => setImmediate(r));
       expect((await postIngest(stack.edgeUrl, key, batchOf(1))).status).toBe(200);
     } finally {
       for (const r of stalled) r.destroy();

@@ -49,8 +49,11 @@ Ctrl-C drains and stops.`);
     await stack.stop();
     process.exit(0);
   };
-  process.once('SIGINT', () => void stop());
-  process.once('SIGTERM', () => void stop());
+  // `on`, not `once`: Ctrl-C reaches this process twice (the terminal signals the whole process
+  // group, and pnpm passes its own SIGINT on), and a second signal with no handler would kill the
+  // supervisor mid-drain and orphan the services. One drain, however many signals.
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
   // If a service dies on its own, say so and stop the rest rather than run half a pipeline.
   for (const s of [stack.edge, stack.normalizer, stack.sink]) {
     void s.exited.then((code) => {

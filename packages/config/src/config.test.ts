@@ -108,3 +108,16 @@ describe('parseByteSize', () => {
     expect(() => loadConfig({ REDIS_COMMAND_TIMEOUT_MS: '0' })).toThrow(/REDIS_COMMAND_TIMEOUT_MS/);
   });
 });
+
+describe('edge socket deadlines', () => {
+  it('default to seconds and are validated against each other, naming the keys', () => {
+    const e = loadConfig({}).edge;
+    expect([e.headersTimeoutMs, e.requestTimeoutMs, e.connectionTimeoutMs, e.keepAliveTimeoutMs]).toEqual([10_000, 30_000, 40_000, 5_000]);
+    expect([e.minBodyBytesPerSecond, e.bodyGraceMs]).toEqual([1024, 5_000]);
+    expect(() => loadConfig({ EDGE_HEADERS_TIMEOUT_MS: '20000', EDGE_REQUEST_TIMEOUT_MS: '10000' })).toThrow(/EDGE_HEADERS_TIMEOUT_MS .*EDGE_REQUEST_TIMEOUT_MS/);
+    expect(() => loadConfig({ EDGE_CONNECTION_TIMEOUT_MS: '30000' })).toThrow(/EDGE_CONNECTION_TIMEOUT_MS .*EDGE_DOWNSTREAM_TIMEOUT_MS/);
+    expect(() => loadConfig({ EDGE_MIN_BODY_BYTES_PER_SECOND: 'fast' })).toThrow(/EDGE_MIN_BODY_BYTES_PER_SECOND/);
+    expect(() => loadConfig({ EDGE_KEEP_ALIVE_TIMEOUT_MS: '0' })).toThrow(/EDGE_KEEP_ALIVE_TIMEOUT_MS/);
+    expect(loadConfig({ EDGE_MIN_BODY_BYTES_PER_SECOND: '4KiB', EDGE_BODY_GRACE_MS: '0' }).edge).toMatchObject({ minBodyBytesPerSecond: 4096, bodyGraceMs: 0 });
+  });
+});

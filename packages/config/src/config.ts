@@ -59,6 +59,35 @@ export interface EdgeConfig {
   cutover: CutoverConfig;
   /** Sent to the normalizer on every hop; see NormalizerConfig.internalToken. */
   internalToken: string | undefined;
+  /**
+   * Socket deadlines (README "Slow and many connections"). Internet-facing: seconds, not minutes.
+   * headersTimeoutMs: from connecting (or the end of the previous request) to the end of the headers.
+   * requestTimeoutMs: the whole request, headers and body, must arrive within it.
+   * connectionTimeoutMs: a socket silent this long in either direction is closed; above the
+   * downstream timeout, since a request waiting on the normalizer is silent too.
+   * keepAliveTimeoutMs: an idle keep-alive connection is closed after it.
+   */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  connectionTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  /** A body must keep up this rate after bodyGraceMs (grace + received / rate), or it is cut with 408. */
+  minBodyBytesPerSecond: number;
+  bodyGraceMs: number;
+  /** Inbound connections; the edge lowers it further to stay well below its open-file limit. */
+  maxConnections: number;
+  /** Inbound connections per client address; 0 turns the per-address cap off (behind a balancer). */
+  maxConnectionsPerAddress: number;
+  /**
+   * On SIGTERM, how long requests in flight get to finish; then uploads still being read are cut
+   * (503) and the edge exits about a second later. Below Kubernetes' default 30 s grace period.
+   */
+  drainTimeoutMs: number;
+  /** Failed authentications per client address per window before it gets 429; 0: no limit. */
+  authFailureLimit: number;
+  authFailureWindowMs: number;
+  /** Addresses with recent failures remembered at once (oldest forgotten first). */
+  authFailureAddresses: number;
   /** The admin listener (/metrics, /status): never the public port. */
   adminHost: string;
   adminPort: number;
@@ -217,6 +246,18 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       defaultBytesPerSecond: r.bytes('TENANT_DEFAULT_BPS', 64 * 1024 * 1024),
       downstreamTimeoutMs: r.int('EDGE_DOWNSTREAM_TIMEOUT_MS', 30_000, { min: 100 }),
       internalToken,
+      headersTimeoutMs: r.int('EDGE_HEADERS_TIMEOUT_MS', 10_000, { min: 100, max: 600_000 }),
+      requestTimeoutMs: r.int('EDGE_REQUEST_TIMEOUT_MS', 30_000, { min: 100, max: 600_000 }),
+      connectionTimeoutMs: r.int('EDGE_CONNECTION_TIMEOUT_MS', 40_000, { min: 100, max: 600_000 }),
+      keepAliveTimeoutMs: r.int('EDGE_KEEP_ALIVE_TIMEOUT_MS', 5_000, { min: 100, max: 600_000 }),
+      minBodyBytesPerSecond: r.bytes('EDGE_MIN_BODY_BYTES_PER_SECOND', 1024),
+      bodyGraceMs: r.int('EDGE_BODY_GRACE_MS', 5_000, { min: 0, max: 600_000 }),
+      maxConnections: r.int('EDGE_MAX_CONNECTIONS', 10_000, { min: 1 }),
+      maxConnectionsPerAddress: r.int('EDGE_MAX_CONNECTIONS_PER_ADDRESS', 256, { min: 0 }),
+      drainTimeoutMs: r.int('EDGE_DRAIN_TIMEOUT_MS', 20_000, { min: 0, max: 600_000 }),
+      authFailureLimit: r.int('EDGE_AUTH_FAILURE_LIMIT', 20, { min: 0 }),
+      authFailureWindowMs: r.int('EDGE_AUTH_FAILURE_WINDOW_MS', 60_000, { min: 1000, max: 3_600_000 }),
+      authFailureAddresses: r.int('EDGE_AUTH_FAILURE_ADDRESSES', 10_000, { min: 1 }),
       adminHost,
       adminPort: edgeAdminPort,
       trustedHops: { sharedSecret: lbSecret, proxies: trustedProxies },
@@ -277,6 +318,16 @@ export function loadConfig(env: Env = process.env): IngestConfig {
     r.problem(`KAFKA_MIN_INSYNC_REPLICAS (${k.minInsyncReplicas}) must not exceed KAFKA_REPLICATION_FACTOR (${k.replicationFactor})`);
   }
   if (k.retentionMs === 0) r.problem('KAFKA_RETENTION_MS=0 would delete entries as soon as they are written; use -1 to keep for ever');
+  const e = cfg.edge;
+  // Node refuses a headers timeout above the request timeout; say which keys, not a stack trace.
+  if (e.headersTimeoutMs > e.requestTimeoutMs) {
+    r.problem(`EDGE_HEADERS_TIMEOUT_MS (${e.headersTimeoutMs}) must not exceed EDGE_REQUEST_TIMEOUT_MS (${e.requestTimeoutMs})`);
+  }
+  // A request waiting on the normalizer sends nothing; a shorter idle timeout would cut it mid-answer.
+  if (e.connectionTimeoutMs <= e.downstreamTimeoutMs) {
+    r.problem(`EDGE_CONNECTION_TIMEOUT_MS (${e.connectionTimeoutMs}) must be above EDGE_DOWNSTREAM_TIMEOUT_MS (${e.downstreamTimeoutMs})`);
+  }
+  if (e.minBodyBytesPerSecond < 1) r.problem(`EDGE_MIN_BODY_BYTES_PER_SECOND=${e.minBodyBytesPerSecond} must be at least 1`);
   if (cfg.backends.kafkaBrokers && !cfg.backends.clickhouseUrl) {
     // Allowed, but worth knowing: the loader then writes to chDB on this machine.
   }

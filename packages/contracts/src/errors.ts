@@ -61,6 +61,8 @@ export const ERROR_CATALOG = {
   INGEST_ERR_HEADERS_TOO_LARGE: { status: 431, retryable: false, scope: 'request', message: 'the request headers are larger than the server accepts; send fewer or shorter headers' },
   INGEST_ERR_CHUNK_EXTENSIONS_TOO_LARGE: { status: 413, retryable: false, scope: 'request', message: 'the chunk extensions of the request body are larger than the server accepts' },
   INGEST_ERR_REQUEST_TIMEOUT: { status: 408, retryable: false, scope: 'request', message: 'the request did not arrive in full within the server\'s time limit' },
+  INGEST_ERR_TOO_MANY_AUTH_FAILURES: { status: 429, retryable: true, scope: 'request', message: 'too many failed authentications from this address; retry after %s s' },
+  INGEST_ERR_BODY_TOO_SLOW: { status: 408, retryable: false, scope: 'request', message: 'the body arrived slower than %s bytes/s after a %s s grace (%s bytes received); send it faster or in smaller batches' },
 } as const satisfies Record<string, CatalogEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

@@ -13,10 +13,12 @@ describe('HopClient error mapping', () => {
     server.post('/429', async (_r, reply) => reply.code(429).header('retry-after', '7').send({ error: { code: 'INGEST_ERR_SINK_OVERLOADED', message: 'full', retryable: true } }));
     server.post('/503-coded', async (_r, reply) => reply.code(503).header('retry-after', '2').send({ error: { code: 'INGEST_ERR_LOG_UNAVAILABLE', message: 'log down', retryable: true } }));
     server.post('/500', async (_r, reply) => reply.code(500).send('boom'));
+    server.post('/hang', (_r, _reply) => new Promise(() => undefined));
     server.post('/400', async (_r, reply) => reply.code(400).send({ error: { code: 'INGEST_ERR_INVALID_BODY', message: 'bad', retryable: false } }));
     url = await server.listen({ host: '127.0.0.1', port: 0 });
   });
   afterAll(async () => {
+    server.server.closeAllConnections();
     await server.close();
   });
 
@@ -46,4 +48,15 @@ describe('HopClient error mapping', () => {
     expect([refused.code, refused.statusCode]).toEqual(['INGEST_ERR_DEPENDENCY_UNAVAILABLE', 503]);
   });
   it('passes a coded 4xx through', async () => expect(((await call('/400')) as IngestError).code).toBe('INGEST_ERR_INVALID_BODY'));
+
+  it('close(graceMs) gives calls in flight that long, then aborts them; a second close is the same close', async () => {
+    const c = new HopClient(url, { name: 'down', timeoutMs: 60_000, overloadedCode: 'INGEST_ERR_NORMALIZER_OVERLOADED' });
+    const call = c.postJson('/hang', {}).catch((e: unknown) => e as IngestError);
+    // Closing only once the call is on the wire: a close before it would simply refuse it.
+    await new Promise((r) => server.server.once('request', r));
+    const closing = c.close(50);
+    expect(c.close(50)).toBe(closing);
+    await closing;
+    expect(((await call) as IngestError).code).toBe('INGEST_ERR_DEPENDENCY_UNAVAILABLE');
+  });
 });

@@ -22,7 +22,7 @@ export interface HopOptions {
  */
 export class HopClient {
   private readonly pool: Pool;
-  private closed = false;
+  private closing: Promise<void> | undefined;
 
   constructor(baseUrl: string, private readonly opts: HopOptions) {
     this.pool = new Pool(baseUrl, {
@@ -80,9 +80,33 @@ export class HopClient {
     });
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.pool.close();
+  /**
+   * Waits for calls in flight, then closes the connections. With `graceMs`, calls still running
+   * after it are aborted: a drain with a deadline must not wait a whole downstream timeout for
+   * answers nobody is waiting for any more. Idempotent (a second call gets the first's promise).
+   */
+  close(graceMs?: number): Promise<void> {
+    this.closing ??= this.shut(graceMs);
+    return this.closing;
+  }
+
+  private async shut(graceMs: number | undefined): Promise<void> {
+    // A close overtaken by destroy() rejects; that is the expected outcome, not an error.
+    const closed = this.pool.close().then(
+      () => true,
+      () => true,
+    );
+    if (graceMs === undefined) {
+      await closed;
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), graceMs);
+      timer.unref();
+    });
+    const done = await Promise.race([closed, expired]);
+    clearTimeout(timer);
+    if (!done) await this.pool.destroy();
   }
 }

@@ -8,10 +8,19 @@ function must(r: ReturnType<FairBudget['tryAcquire']>): Lease {
 }
 
 describe('FairBudget', () => {
-  it('lets a lone tenant use the whole budget and then rejects', () => {
+  it('lets a lone tenant use all but the reserve, then refuses it at its share, not as "full"', () => {
     const b = new FairBudget({ maxBytes: 100, maxEntries: 1000 });
+    for (let i = 0; i < 9; i++) must(b.tryAcquire('a', 10, 1));
+    expect(b.tryAcquire('a', 1, 1)).toEqual({ ok: false, reason: 'tenant_share' });
+    // The reserve is what a tenant holding nothing gets in with.
+    must(b.tryAcquire('b', 10, 1));
+    expect(b.tryAcquire('c', 1, 1)).toEqual({ ok: false, reason: 'budget_full' });
+  });
+
+  it('with reserveFraction 0 a lone tenant can fill the budget (the old behaviour, opt-in)', () => {
+    const b = new FairBudget({ maxBytes: 100, maxEntries: 1000, reserveFraction: 0 });
     for (let i = 0; i < 10; i++) must(b.tryAcquire('a', 10, 1));
-    expect(b.tryAcquire('a', 1, 1)).toEqual({ ok: false, reason: 'budget_full' });
+    expect(b.tryAcquire('a', 1, 1)).toEqual({ ok: false, reason: 'tenant_share' });
   });
 
   it('rejects a request bigger than the whole budget as too_large', () => {
@@ -43,8 +52,42 @@ describe('FairBudget', () => {
 
   it('limits on entries as well as bytes', () => {
     const b = new FairBudget({ maxBytes: 1_000_000, maxEntries: 10 });
-    must(b.tryAcquire('a', 1, 10));
-    expect(b.tryAcquire('b', 1, 1)).toEqual({ ok: false, reason: 'budget_full' });
+    must(b.tryAcquire('a', 1, 9));
+    expect(b.tryAcquire('a', 1, 1)).toEqual({ ok: false, reason: 'tenant_share' });
+    must(b.tryAcquire('b', 1, 1));
+    expect(b.tryAcquire('c', 1, 1)).toEqual({ ok: false, reason: 'budget_full' });
+  });
+
+  it('a lease grows with what was read, under the same share rule, and shrinks freely', () => {
+    const b = new FairBudget({ maxBytes: 100, maxEntries: 100 });
+    const heavy = must(b.tryAcquire('heavy', 1, 0));
+    // Many small reads: the heavy tenant grows until its share, never to "full".
+    let grown = 1;
+    while (heavy.tryResize(grown + 1, 0).ok) grown++;
+    expect(grown).toBe(90);
+    expect(heavy.tryResize(91, 0)).toEqual({ ok: false, reason: 'tenant_share' });
+    expect(heavy.bytes).toBe(90);
+    const quiet = must(b.tryAcquire('quiet', 5, 1));
+    // Two holders now: the heavy tenant's share is 45, so it can't grow, but it may shrink.
+    expect(heavy.tryResize(90, 1)).toEqual({ ok: false, reason: 'tenant_share' });
+    expect(heavy.tryResize(40, 1)).toEqual({ ok: true });
+    expect(b.snapshot()).toMatchObject({ bytes: 45, entries: 2, tenants: 2 });
+    heavy.release();
+    expect(heavy.tryResize(10, 0)).toEqual({ ok: false, reason: 'released' });
+    quiet.release();
+    expect(b.snapshot()).toMatchObject({ bytes: 0, entries: 0, tenants: 0 });
+  });
+
+  it('one tenant holding many small growing leases (slow uploads) leaves room for another', () => {
+    const b = new FairBudget({ maxBytes: 1000, maxEntries: 1000 });
+    const leases: Lease[] = [];
+    for (let i = 0; i < 200; i++) {
+      const r = b.tryAcquire('slow', 4, 0);
+      if (r.ok) leases.push(r.lease);
+    }
+    for (let round = 0; round < 10; round++) for (const l of leases) l.tryResize(l.bytes + 4, 0);
+    expect(b.heldBy('slow').bytes).toBeLessThanOrEqual(900);
+    for (let i = 0; i < 20; i++) must(b.tryAcquire('quiet', 5, 1)).release();
   });
 });
 

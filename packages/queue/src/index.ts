@@ -1,3 +1,3 @@
 export { FairBudget } from './fair-budget.ts';
-export type { BudgetLimits, AcquireResult, Lease, BudgetSnapshot } from './fair-budget.ts';
+export type { BudgetLimits, AcquireResult, ResizeResult, RefusalReason, Lease, BudgetSnapshot } from './fair-budget.ts';
 export { retryAfterSeconds } from './retry-after.ts';

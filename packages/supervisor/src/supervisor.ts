@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SUPERVISED_ENV } from './serve.ts';
 
 export type ServiceName = 'edge' | 'normalizer' | 'sink-writer';
 
@@ -14,7 +15,7 @@ export interface ServiceProcess {
   url: string;
   /** The admin listener (/metrics, /status), on loopback. */
   adminUrl: string;
-  /** SIGTERM and wait (drains); SIGKILL after the grace period. Idempotent. */
+  /** SIGTERM and wait (drains); SIGKILL after the grace period (default 30 s, above the edge's drain deadline). Idempotent. */
   stop(graceMs?: number): Promise<void>;
   /** kill -9, for crash tests. */
   kill9(): Promise<void>;
@@ -29,6 +30,8 @@ export interface StartOptions {
   /** Where stdout/stderr go; 'inherit' to share the terminal. */
   logFile?: string | 'inherit';
   readyTimeoutMs?: number;
+  /** Runs the service under this open-file limit (`ulimit -n`), e.g. to test running out of descriptors. */
+  openFileLimit?: number;
 }
 
 const PORT_ENV: Record<ServiceName, string> = { edge: 'EDGE_PORT', normalizer: 'NORMALIZER_PORT', 'sink-writer': 'SINK_PORT' };
@@ -41,10 +44,16 @@ export async function startService(name: ServiceName, opts: StartOptions): Promi
   const stdio: 'inherit' | ['ignore', 'pipe', 'pipe'] = opts.logFile === 'inherit' ? 'inherit' : ['ignore', 'pipe', 'pipe'];
   // node itself with tsx loaded in-process: the child *is* the service, so a signal (or kill -9)
   // reaches it, not a wrapper that would leave the service running.
-  const child = spawn(process.execPath, ['--import', 'tsx', main], {
+  const nodeArgs = ['--import', 'tsx', main];
+  // Through bash only to lower the limit: `exec` replaces bash with node, so the pid is still the service's.
+  const [cmd, args] =
+    opts.openFileLimit === undefined
+      ? [process.execPath, nodeArgs]
+      : ['bash', ['-c', `ulimit -n ${Math.floor(opts.openFileLimit)} && exec "$0" "$@"`, process.execPath, ...nodeArgs]];
+  const child = spawn(cmd, args, {
     cwd: REPO_ROOT,
     // The supervisor probes the admin listener on loopback, whatever ADMIN_HOST the environment has.
-    env: { ...process.env, ...opts.env, [PORT_ENV[name]]: String(opts.port), [ADMIN_PORT_ENV[name]]: String(adminPort) },
+    env: { ...process.env, ...opts.env, [PORT_ENV[name]]: String(opts.port), [ADMIN_PORT_ENV[name]]: String(adminPort), [SUPERVISED_ENV]: '1' },
     stdio,
   });
   if (opts.logFile && opts.logFile !== 'inherit') {
@@ -69,7 +78,7 @@ export async function startService(name: ServiceName, opts: StartOptions): Promi
   await waitHealthy(url, opts.readyTimeoutMs ?? 60_000, exited, name, child.pid);
 
   let stopped: Promise<void> | undefined;
-  const stop = (graceMs = 15_000): Promise<void> => {
+  const stop = (graceMs = 30_000): Promise<void> => {
     stopped ??= (async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');

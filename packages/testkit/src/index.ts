@@ -13,3 +13,5 @@ export type { NginxHandle, StartNginxOptions } from './nginx.ts';
 export { startLegacyFixture } from './legacy-fixture.ts';
 export type { LegacyFixture, LegacyFixtureOptions, LegacyRequestRecord } from './legacy-fixture.ts';
 export { waitUntil } from './wait.ts';
+export { slowUpload, connectionFlood, quietTenant, formatQuiet, clientAgent, send, targetOf, startFakeNormalizer } from './attacks.ts';
+export type { Target, SlowUpload, SlowUploadOptions, RawOutcome, ConnectionFlood, FloodOptions, HttpAnswer, QuietReport } from './attacks.ts';

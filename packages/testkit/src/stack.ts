@@ -48,7 +48,9 @@ export interface InProcessStack {
 export async function startInProcessStack(o: InProcessStackOptions = {}): Promise<InProcessStack> {
   const ownDir = o.dataDir === undefined;
   const dataDir = o.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'ingest-stack-')));
-  const base = loadConfig({ INGEST_DATA_DIR: dataDir, ...o.env });
+  // tenant() below polls with a key the edge may not know yet, which counts as failed
+  // authentication; tests of that limit set EDGE_AUTH_FAILURE_LIMIT themselves.
+  const base = loadConfig({ INGEST_DATA_DIR: dataDir, EDGE_AUTH_FAILURE_LIMIT: '0', ...o.env });
   const sink = await buildSinkWriter({ config: base.sink, backends: base.backends, logger: false, ...(o.log ? { log: o.log } : {}), ...(o.store ? { store: o.store } : {}) });
   const sinkUrl = await sink.listen({ host: '127.0.0.1', port: 0 });
   const normalizer = await buildNormalizer({ config: { ...base.normalizer, sinkUrl }, logger: false });

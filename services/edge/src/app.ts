@@ -6,11 +6,17 @@ import type { EdgeConfig } from '@ingest/config';
 import { FairBudget, retryAfterSeconds, type Lease } from '@ingest/queue';
 import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, type LoggingOptions, sendError, traceHeaders } from '@ingest/observability';
 import { KeyIndex, bearerToken, type Principal } from './auth/key-index.ts';
+import { AuthFailureLimiter } from './auth/failure-limiter.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
+import { BodyMeter } from './body/body-meter.ts';
 import { HopClient, jsonKeepingInfinity } from '@ingest/internal-http';
 import { MemoryRateStore, type RateStore, type TakeResult } from './rate/rate-store.ts';
 import { RedisRateStore } from './rate/redis-rate-store.ts';
 import { CutoverGate, type CutoverOptions } from './cutover/gate.ts';
+import { Counter, Gauge } from 'prom-client';
+import { ConnectionGuard } from './net/connection-guard.ts';
+import { effectiveMaxConnections, readOpenFileLimit } from './net/open-files.ts';
+import { ThrottledLog } from './net/throttled-log.ts';
 import { TrustedHops } from './cutover/trusted-hop.ts';
 
 export interface EdgeOptions {
@@ -24,13 +30,15 @@ export interface EdgeOptions {
   tenantsReloadMs?: number;
   /** Overrides config.cutover (tests point it at their own files and fixtures). */
   cutover?: CutoverOptions;
+  /** The process's open-file limit; read from /proc/self/limits when not given (null: unknown). */
+  openFileLimit?: number | null;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | undefined;
-    /** Budget held while the body is read, before its real size is known. */
-    readLease: Lease | undefined;
+    /** The request's share of the in-flight budget: grows as the body is read, then holds its parsed size. */
+    lease: Lease | undefined;
   }
 }
 
@@ -49,6 +57,14 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     // Our onRequest hook answers requests that arrive while draining, with a code and Retry-After.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // Every socket has a deadline (Node's and fastify's defaults are minutes, or none): a client
+    // that connects and says nothing, trickles headers, trickles a body or idles between requests
+    // is cut in seconds. Node checks the headers and request deadlines on an interval (30 s by
+    // default), so it is made short enough for the deadlines to mean what they say.
+    connectionTimeout: cfg.connectionTimeoutMs,
+    keepAliveTimeout: cfg.keepAliveTimeoutMs,
+    requestTimeout: cfg.requestTimeoutMs,
+    http: { headersTimeout: cfg.headersTimeoutMs, requestTimeout: cfg.requestTimeoutMs, connectionsCheckingInterval: Math.min(CONNECTIONS_CHECK_MS, Math.ceil(cfg.headersTimeoutMs / 2)) },
   });
   const metrics = createServiceMetrics('edge', { defaultMetrics: opts.logger !== false });
   const keys = new KeyIndex(cfg.tenantsFile, opts.tenantsReloadMs ?? 1000);
@@ -60,6 +76,22 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   const normalizer = new HopClient(cfg.normalizerUrl, { name: 'normalizer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_NORMALIZER_OVERLOADED', internalToken: cfg.internalToken });
   let closing = false;
 
+  const openFileLimit = opts.openFileLimit === undefined ? readOpenFileLimit() : (opts.openFileLimit ?? undefined);
+  const maxConnections = effectiveMaxConnections(cfg.maxConnections, openFileLimit);
+  const refusedConnections = new Counter({ name: 'ingest_edge_connections_refused_total', help: 'Inbound connections closed on arrival, by reason (max_connections, per_address)', labelNames: ['reason'], registers: [metrics.registry] });
+  const refusedLog = new ThrottledLog(10_000, (fields, suppressed) => app.log.warn({ ...fields, suppressed, refused: guard.snapshot().refused }, 'connection refused'));
+  const guard = new ConnectionGuard({ maxConnections, maxPerAddress: cfg.maxConnectionsPerAddress }, (reason, address) => {
+    refusedConnections.inc({ reason });
+    refusedLog.event({ reason, address });
+  });
+  guard.attach(app.server);
+  new Gauge({ name: 'ingest_edge_open_connections', help: 'Inbound connections open now', registers: [metrics.registry], collect() { this.set(guard.snapshot().open); } });
+  const connectionLimits = { openFileLimit: openFileLimit ?? null, maxConnections, configuredMaxConnections: cfg.maxConnections, maxPerAddress: cfg.maxConnectionsPerAddress };
+  if (maxConnections < cfg.maxConnections) app.log.warn(connectionLimits, 'EDGE_MAX_CONNECTIONS lowered to stay well below the open-file limit');
+  else app.log.info(connectionLimits, 'connection limits');
+  /** Bodies being read now (bounded by open connections), so a drain can cut what is left. */
+  const readingBodies = new Set<BodyMeter>();
+
   installServiceBasics(app, {
     service: 'edge',
     metrics,
@@ -68,12 +100,12 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       ready: !closing && keys.lastError === undefined,
       checks: { tenants: keys.lastError ?? `ok (${keys.tenantCount()} tenants)` },
     }),
-    status: async () => ({ budget: budget.snapshot(), tenants: keys.tenantCount(), cutover: await cutover.snapshot() }),
+    status: async () => ({ budget: budget.snapshot(), tenants: keys.tenantCount(), cutover: await cutover.snapshot(), connections: { ...guard.snapshot(), openFileLimit: openFileLimit ?? null }, readingBodies: readingBodies.size }),
     tenantOf: (req) => req.principal?.tenant,
   });
 
   app.decorateRequest('principal', undefined);
-  app.decorateRequest('readLease', undefined);
+  app.decorateRequest('lease', undefined);
 
   // Before any other hook reads them: routing headers count only from the load balancer.
   const hops = new TrustedHops(cfg.trustedHops);
@@ -83,13 +115,22 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
 
   const discard = (tenant: string, code: string, n: number) => metrics.discarded.inc({ tenant, reason: code }, n);
 
+  const authFailures = new AuthFailureLimiter({ maxFailures: cfg.authFailureLimit, windowMs: cfg.authFailureWindowMs, maxAddresses: cfg.authFailureAddresses });
+  const blockedLog = new ThrottledLog(10_000, (fields, suppressed) => app.log.warn({ ...fields, suppressed, limit: cfg.authFailureLimit, windowMs: cfg.authFailureWindowMs }, 'address refused after too many failed authentications'));
+  const authFailed = (req: FastifyRequest, code: 'INGEST_ERR_UNAUTHENTICATED' | 'INGEST_ERR_INVALID_API_KEY'): IngestError => {
+    if (authFailures.fail(req.ip)) blockedLog.event({ address: req.ip });
+    return ingestError(code);
+  };
+
   await app.register(async (scope) => {
     scope.addHook('onRequest', async (req, reply) => {
       if (closing) throw ingestError('INGEST_ERR_SHUTTING_DOWN', [], { retryAfterSeconds: 1 });
+      const wait = authFailures.retryAfterSeconds(req.ip);
+      if (wait > 0) throw ingestError('INGEST_ERR_TOO_MANY_AUTH_FAILURES', [wait], { retryAfterSeconds: wait });
       const token = bearerToken(req.headers.authorization);
-      if (!token) throw ingestError('INGEST_ERR_UNAUTHENTICATED');
+      if (!token) throw authFailed(req, 'INGEST_ERR_UNAUTHENTICATED');
       const p = keys.authenticate(token);
-      if (!p) throw ingestError('INGEST_ERR_INVALID_API_KEY');
+      if (!p) throw authFailed(req, 'INGEST_ERR_INVALID_API_KEY');
       // The tenant comes from the key alone; any tenant named in headers or body is ignored.
       req.principal = p;
       // Tenants not cut over go to legacy whole, before rate limits or body parsing touch them.
@@ -113,36 +154,58 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       },
     });
 
-    // Bodies being read count against the budget too (at their declared size, or the limit when
-    // chunked), so many slow uploads can't hold unbounded memory before anything is parsed.
-    scope.addHook('preParsing', async (req) => {
+    // Bodies being read count against the budget too, for what has arrived so far: admission
+    // takes a small reservation (the fair-share check happens here, before anything is read) and
+    // the lease grows chunk by chunk in the parser. Reserving the declared size, or the whole
+    // limit for a chunked body, let a handful of trickling uploads hold the budget while holding
+    // almost no memory.
+    scope.addHook('preParsing', async (req, _reply, payload) => {
       const tenant = req.principal?.tenant;
-      if (!tenant) return;
+      if (!tenant) return payload;
       const declared = Number(req.headers['content-length']);
-      const bytes = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, cfg.bodyLimitBytes) : cfg.bodyLimitBytes;
+      const bytes = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, READ_STEP_BYTES) : READ_STEP_BYTES;
       const got = budget.tryAcquire(tenant, bytes, 0);
-      if (!got.ok) {
-        throw ingestError('INGEST_ERR_EDGE_OVERLOADED', [1], { retryAfterSeconds: retryAfterSeconds(1) });
-      }
-      req.readLease = got.lease;
+      if (!got.ok) throw edgeOverloaded();
+      req.lease = got.lease;
+      // A body slower than the floor is cut with 408 long before Node's request timeout.
+      const meter = new BodyMeter(payload, { minBytesPerSecond: cfg.minBodyBytesPerSecond, graceMs: cfg.bodyGraceMs });
+      readingBodies.add(meter);
+      meter.once('close', () => readingBodies.delete(meter));
+      return meter;
+    });
+    // An answer sent before the body was read whole (refused at admission, cut, too large) ends
+    // the connection: the rest of the body is not worth reading, and a client still trickling it
+    // would otherwise hold the socket until the request timeout.
+    scope.addHook('onSend', async (req, reply) => {
+      if (!req.raw.complete) void reply.header('connection', 'close');
     });
     // Backstop for requests whose body is never parsed (refused content type, early errors).
     scope.addHook('onResponse', async (req) => {
-      req.readLease?.release();
+      req.lease?.release();
     });
 
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser(INGEST_CONTENT_TYPES, async (req: FastifyRequest, payload: NodeJS.ReadableStream): Promise<ParsedBody> => {
       const format = formatOf(req.headers['content-type']) ?? 'json';
+      const lease = req.lease;
+      // Grows the lease ahead of what was read, a step at a time: one budget check per step,
+      // never more than a step held beyond the bytes actually buffered.
+      const charge = (total: number) => {
+        if (!lease || total <= lease.bytes) return;
+        const want = Math.min(Math.ceil(total / READ_STEP_BYTES) * READ_STEP_BYTES, cfg.bodyLimitBytes);
+        if (!lease.tryResize(Math.max(want, total), 0).ok) throw edgeOverloaded();
+      };
       try {
-        const raw = await readBody(payload as unknown as import('node:stream').Readable, req.headers['content-encoding'], cfg.bodyLimitBytes);
+        const raw = await readBody(payload as unknown as import('node:stream').Readable, req.headers['content-encoding'], cfg.bodyLimitBytes, charge);
         const text = decodeUtf8(raw);
         const seen = { bigNumber: false };
         const entries = parseEntries(text, format, { maxBytes: cfg.bodyLimitBytes, maxEntries: cfg.maxEntriesPerRequest, maxDepth: cfg.maxNestingDepth }, seen);
         return { entries, bytes: raw.byteLength, bigNumbers: seen.bigNumber };
-      } finally {
-        // Read, failed or abandoned by the client: the read reservation ends here either way.
-        req.readLease?.release();
+      } catch (e) {
+        // Failed or abandoned by the client: nothing of it is held any longer. A parsed body keeps
+        // its lease for the route.
+        lease?.release();
+        throw e;
       }
     });
     scope.addContentTypeParser('*', (req: FastifyRequest, _payload: unknown, done: (err: Error | null) => void) => {
@@ -170,11 +233,11 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
         return sendError(reply, rateLimited('INGEST_ERR_TENANT_BYTE_RATE', tenant, bps, byteRate));
       }
 
-      // The read reservation is gone; now hold the real (decompressed) size and entry count.
-      const got = budget.tryAcquire(tenant, body.bytes, n);
-      if (!got.ok) {
+      // The read lease becomes the request's hold: exactly the decompressed size, plus its entries.
+      const lease = req.lease;
+      if (!lease?.tryResize(body.bytes, n).ok) {
         discard(tenant, 'INGEST_ERR_EDGE_OVERLOADED', n);
-        return sendError(reply, ingestError('INGEST_ERR_EDGE_OVERLOADED', [1], { retryAfterSeconds: retryAfterSeconds(1) }));
+        return sendError(reply, edgeOverloaded());
       }
       metrics.inflightBytes.inc(body.bytes);
       metrics.inflightEntries.inc(n);
@@ -193,23 +256,61 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
         if (e instanceof IngestError) discard(tenant, e.code, n);
         throw e;
       } finally {
-        got.lease.release();
+        lease.release();
         metrics.inflightBytes.dec(body.bytes);
         metrics.inflightEntries.dec(n);
       }
     });
   });
 
+  // The drain has a deadline. Until it, requests in flight finish (new ones on open connections
+  // get 503 SHUTTING_DOWN and the connection closed). At it, bodies still being read are cut with
+  // 503 SHUTTING_DOWN: nothing half-read is acknowledged, and the client retries elsewhere. A
+  // moment later every connection still open is closed, so close() ends in bounded time whatever
+  // the clients do. Everything acknowledged before stays acknowledged: a 2xx is only ever sent
+  // after the log has the entries.
+  let drainTimer: NodeJS.Timeout | undefined;
+  let forceTimer: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
     closing = true;
+    drainTimer = setTimeout(() => {
+      const cut = readingBodies.size;
+      const err = ingestError('INGEST_ERR_SHUTTING_DOWN', [], { retryAfterSeconds: 1 });
+      for (const body of readingBodies) body.abort(err);
+      app.log.warn({ cut, drainTimeoutMs: cfg.drainTimeoutMs, open: guard.snapshot().open }, 'drain deadline: cutting uploads still being read, closing what is left');
+      forceTimer = setTimeout(() => app.server.closeAllConnections(), DRAIN_FLUSH_MS);
+      forceTimer.unref();
+    }, cfg.drainTimeoutMs);
+    // Unref'd: when the last connection ends before the deadline, nothing is left to wait for.
+    drainTimer.unref();
   });
   app.addHook('onClose', async () => {
+    clearTimeout(drainTimer);
+    clearTimeout(forceTimer);
     keys.close();
     cutover.close();
     await rates.close();
-    await normalizer.close();
+    // Connections are gone by now; a handler still waiting on the normalizer answers no one.
+    await normalizer.close(DRAIN_FLUSH_MS);
   });
   return app;
+}
+
+/**
+ * The granularity of a body's budget while it is read: its first reservation (or the declared
+ * length, if smaller) and each growth. 64 KiB is the most one socket read delivers, so a body grows
+ * at most once per chunk and never holds more than one step beyond what it has buffered.
+ */
+const READ_STEP_BYTES = 64 * 1024;
+
+/** After the drain deadline, how long the cut answers get to reach their clients. */
+const DRAIN_FLUSH_MS = 1000;
+
+/** How often (at most) Node checks the headers and request deadlines of open connections. */
+const CONNECTIONS_CHECK_MS = 1000;
+
+function edgeOverloaded(): IngestError {
+  return ingestError('INGEST_ERR_EDGE_OVERLOADED', [1], { retryAfterSeconds: retryAfterSeconds(1) });
 }
 
 async function takeOr503(rates: RateStore, key: string, amount: number, rate: number): Promise<TakeResult> {

@@ -33,6 +33,33 @@ describe('readBody', () => {
     expect((await readBody(Readable.from([Buffer.alloc(10)]), undefined, 10)).length).toBe(10);
   });
 
+  it('reports the decompressed total before keeping each chunk, and a throw refuses the body', async () => {
+    const seen: number[] = [];
+    const body = gzipSync(Buffer.alloc(300_000, 'a'));
+    await readBody(Readable.from([body]), 'gzip', 1 << 20, (t) => seen.push(t));
+    expect(seen.at(-1)).toBe(300_000);
+    expect(seen).toEqual([...seen].sort((a, b) => a - b));
+    const refuse = (t: number) => {
+      if (t > 100) throw new IngestError('INGEST_ERR_EDGE_OVERLOADED');
+    };
+    expect(await codeOf(readBody(Readable.from([Buffer.alloc(60), Buffer.alloc(60)]), undefined, 1000, refuse))).toBe('INGEST_ERR_EDGE_OVERLOADED');
+    expect(await codeOf(readBody(Readable.from([body]), 'gzip', 1 << 20, refuse))).toBe('INGEST_ERR_EDGE_OVERLOADED');
+  });
+
+  it('a compressed body whose source fails mid-way rejects instead of waiting forever', async () => {
+    const half = gzipSync(Buffer.alloc(100_000, 'a')).subarray(0, 200);
+    const src = new Readable({ read() {} });
+    src.push(half);
+    const reading = readBody(src, 'gzip', 1 << 20);
+    src.destroy(new IngestError('INGEST_ERR_SHUTTING_DOWN'));
+    expect(await codeOf(reading)).toBe('INGEST_ERR_SHUTTING_DOWN');
+    const closed = new Readable({ read() {} });
+    closed.push(half);
+    const reading2 = readBody(closed, 'gzip', 1 << 20);
+    closed.destroy();
+    expect(await codeOf(reading2)).toBe('INGEST_ERR_DECOMPRESSION_FAILED');
+  });
+
   it('refuses unknown encodings and corrupt gzip with their own codes', async () => {
     expect(await codeOf(readBody(Readable.from([Buffer.from('x')]), 'br', 10))).toBe('INGEST_ERR_UNSUPPORTED_ENCODING');
     expect(await codeOf(readBody(Readable.from([Buffer.from('not gzip')]), 'gzip', 100))).toBe('INGEST_ERR_DECOMPRESSION_FAILED');

@@ -29,11 +29,18 @@ export function formatOf(contentType: string | undefined): BodyFormat | undefine
 }
 
 /**
+ * Called with the decompressed total before each chunk is kept; throws to refuse the body (the
+ * edge charges its in-flight budget here, so a body holds budget for what it has read, not for
+ * what it declared).
+ */
+export type OnBytes = (total: number) => void;
+
+/**
  * Reads the raw request stream into one buffer, decompressing on the way and counting the
  * *decompressed* bytes as they come (a 1000:1 bomb is stopped at the limit, not after inflating).
  * The compressed side is bounded by the same limit: compression never makes a valid body bigger.
  */
-export async function readBody(payload: Readable, encoding: string | undefined, maxBytes: number): Promise<Buffer> {
+export async function readBody(payload: Readable, encoding: string | undefined, maxBytes: number, onBytes?: OnBytes): Promise<Buffer> {
   const enc = (encoding ?? 'identity').trim().toLowerCase();
   const chunks: Buffer[] = [];
   let total = 0;
@@ -43,6 +50,7 @@ export async function readBody(payload: Readable, encoding: string | undefined, 
   const push = (b: Uint8Array) => {
     total += b.byteLength;
     if (total > maxBytes) throw tooLarge();
+    onBytes?.(total);
     chunks.push(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
   };
 
@@ -73,7 +81,15 @@ export async function readBody(payload: Readable, encoding: string | undefined, 
       compressed += chunk.byteLength;
       if (compressed > maxBytes) d.destroy(tooLarge());
     };
+    // pipe() does not pass on the source's failure: a client gone mid-body (or a body cut by the
+    // edge) must end the decoder too, or this read would wait forever.
+    const onSourceError = (e: Error) => d.destroy(e);
+    const onSourceClose = () => {
+      if (!payload.readableEnded) d.destroy(new Error('the body ended before it was complete'));
+    };
     payload.on('data', onData);
+    payload.once('error', onSourceError);
+    payload.once('close', onSourceClose);
     payload.pipe(d);
     try {
       // Iterating the decoder applies backpressure to the request and stops at the first error,
@@ -84,6 +100,8 @@ export async function readBody(payload: Readable, encoding: string | undefined, 
       throw ingestError('INGEST_ERR_DECOMPRESSION_FAILED', [enc, (e as Error).message.slice(0, 100)]);
     } finally {
       payload.off('data', onData);
+      payload.off('error', onSourceError);
+      payload.off('close', onSourceClose);
       payload.unpipe(d);
       d.destroy();
     }
