@@ -212,7 +212,6 @@ describe('embedded log: producer, admin, segments', () => {
     for (const fsync of ['interval', 'never'] as const) {
       const log = openLog({ fsync, fsyncIntervalMs: 20, partitions: 1 });
       await log.producer().send(fsync, messages(5));
-      await new Promise((r) => setTimeout(r, 50));
       await log.close();
       const again = openLog({ partitions: 1 });
       expect((await again.admin().read(fsync, 0, 0, 10)).length).toBe(5);
