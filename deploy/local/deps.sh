@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests start or call (Redis, nginx, zstd, Java and
-# Maven for the Kafka broker), only those missing. Safe to run repeatedly; quiet when all present.
+# Maven for the Kafka broker, promtool for the alert rule tests), only those missing. Safe to run
+# repeatedly; quiet when all present.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,4 +15,6 @@ command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 command -v zstd >/dev/null || missing+=(zstd)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
+# promtool ships in Debian's prometheus package; only the binary is used (no server is started).
+command -v promtool >/dev/null || missing+=(prometheus)
 if ((${#missing[@]} > 0)); then apt_install "${missing[@]}"; fi
