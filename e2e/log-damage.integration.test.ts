@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TelemetryStore } from '@ingest/storage';
+import { adminListener } from '@ingest/observability';
 import { logEntry, postIngest, startInProcessStack, type InProcessStack } from '@ingest/testkit';
 import { sharedStore, tenantId } from './helpers.ts';
 
@@ -85,10 +86,10 @@ describe('a damaged record in the embedded log (sink writer + loader + chDB)', (
     const quarantine = await readdir(path.join(path.dirname(segment), 'quarantine'));
     expect(quarantine).toEqual([`${'0'.repeat(20)}.log.at-${at[bad]}.offsets-${bad}-${bad}.bad`]);
     expect(await readFile(path.join(path.dirname(segment), 'quarantine', quarantine[0]!))).toEqual(bytes.subarray(at[bad], at[bad + 1]));
-    const metrics = (await second.sink.inject({ method: 'GET', url: '/metrics' })).body;
+    const metrics = (await adminListener(second.sink).inject({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).toMatch(/^ingest_log_corrupt_records_total{service="sink-writer"} 1$/m);
     expect(metrics).toMatch(/^ingest_log_torn_tail_total{service="sink-writer"} 0$/m);
-    const status = (await second.sink.inject({ method: 'GET', url: '/status' })).json<Record<string, unknown>>();
+    const status = (await adminListener(second.sink).inject({ method: 'GET', url: '/status' })).json<Record<string, unknown>>();
     expect(status['logCorruptRecords']).toBe(1);
     // The damaged offset is not reused: new writes land after the last old record.
     const more = await postIngest(second.edgeUrl, key, [logEntry(0, { timestamp: base + TOTAL })]);

@@ -24,6 +24,18 @@ export const EXIT = {
 
 export type ExitName = keyof typeof EXIT;
 
+/**
+ * The exit code for a service's refusal, by HTTP status: 400 names something asked wrongly and 401
+ * a missing or wrong INGEST_INTERNAL_TOKEN (both the operator's to fix: usage/configuration), 409 a
+ * refusal that changed nothing, 502–504 a service that is not there to answer; anything else failed.
+ */
+export function exitForStatus(status: number): ExitCode {
+  if (status === 400 || status === 401 || status === 403) return EXIT.USAGE;
+  if (status === 409) return EXIT.CHECK_FAILED;
+  if (status === 502 || status === 503 || status === 504) return EXIT.UNREACHABLE;
+  return EXIT.FAILED;
+}
+
 /** What each code means to an operator, with examples; one row per code, in code order. */
 export const EXIT_MEANINGS: ReadonlyArray<{ name: ExitName; code: ExitCode; meaning: string }> = [
   { name: 'OK', code: EXIT.OK, meaning: 'done; or the check passed (parity OK, in sync, plan can be applied)' },

@@ -1,6 +1,6 @@
 import { TelemetryStore } from '@ingest/storage';
 import { adminHeaders, parse, parseDuration, UsageError, type Command } from '../cli.ts';
-import { EXIT } from '../exit-codes.ts';
+import { EXIT, exitForStatus } from '../exit-codes.ts';
 
 const HELP = `ingestctl query — read what landed in ClickHouse
 
@@ -50,8 +50,7 @@ export const query: Command = {
       const body = (await res.json()) as { count?: number; error?: { message: string } };
       if (!res.ok || body.count === undefined) {
         io.err(`query failed: ${body.error?.message ?? res.status}`);
-        // A 400 names something the operator asked wrongly (e.g. an unknown type).
-        return res.status === 400 ? EXIT.USAGE : EXIT.FAILED;
+        return exitForStatus(res.status);
       }
       count = body.count;
     }

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Presets, SingleBar } from 'cli-progress';
 import type { ReplayJobView, ReplayPlan, ReplaySummary } from '@ingest/contracts';
 import { adminHeaders, parse, table, UnreachableError, UsageError, type Command, type Io } from '../cli.ts';
-import { EXIT, type ExitCode } from '../exit-codes.ts';
+import { EXIT, exitForStatus, type ExitCode } from '../exit-codes.ts';
 
 const HELP = `ingestctl replay — re-read a window of the durable log into the shadow table
 
@@ -90,14 +90,15 @@ export async function callSink<T>(io: Io, method: 'GET' | 'POST' | 'DELETE', rou
 }
 
 /**
- * A 400 from the sink is the operator's to fix (usage); a 409 is a refusal (another operation in
- * progress, a promote that would lose entries): nothing changed; anything else failed.
+ * A 400 from the sink is the operator's to fix (usage, printed with the help); the rest map as
+ * exitForStatus says (a 409 is a refusal: another operation in progress, a promote that would lose
+ * entries; nothing changed).
  */
 export function failure(io: Io, what: string, a: SinkAnswer<unknown>): ExitCode {
   const msg = a.body.error?.message ?? `HTTP ${a.status}`;
   if (a.status === 400) throw new UsageError(msg);
   io.err(`${what}: ${msg}`);
-  return a.status === 409 ? EXIT.CHECK_FAILED : EXIT.FAILED;
+  return exitForStatus(a.status);
 }
 
 // The sink writer's answers: shared with it through @ingest/contracts.

@@ -6,6 +6,9 @@ import { describeError, type BackendLogger } from './logging.ts';
 import type { ResolvedOptions } from './options.ts';
 import { retryWhileTopicNotReady, toStoredMessage, unavailable, withDeadline } from './util.ts';
 
+/** Consumer restarts one admin read may take before it gives up. */
+const READ_RESTARTS = 3;
+
 /** One setting of an existing topic that is not what this service would have created. */
 export interface TopicMismatch {
   topic: string;
@@ -208,8 +211,11 @@ export class KafkaLogAdmin implements LogAdmin {
       maxWaitTimeInMs: 100,
       sessionTimeout: this.opts.sessionTimeoutMs,
       heartbeatInterval: this.opts.heartbeatIntervalMs,
-      retry: { ...this.opts.retry, restartOnFailure: () => Promise.resolve(false) },
+      // A fresh group on a busy broker can crash its first join (coordinator still loading); a few
+      // restarts are allowed, each re-seeking on its GROUP_JOIN below, then the read fails.
+      retry: { ...this.opts.retry, restartOnFailure: () => Promise.resolve(++restarts <= READ_RESTARTS) },
     });
+    let restarts = 0;
     const out: StoredMessage[] = [];
     let finish!: () => void;
     let fail!: (err: Error) => void;
@@ -219,12 +225,27 @@ export class KafkaLogAdmin implements LogAdmin {
     });
     // A crash can still arrive after the read finished (during disconnect); nobody awaits it then.
     done.catch(() => undefined);
-    consumer.on(consumer.events.CRASH, (event: ConsumerCrashEvent) => fail(event.payload.error));
+    consumer.on(consumer.events.CRASH, (event: ConsumerCrashEvent) => {
+      if (!event.payload.restart) fail(event.payload.error);
+    });
+    const others = all.map((p) => p.partition).filter((p) => p !== partition);
+    // Seek (and pause the other partitions) on every join: kafkajs forgets both when it restarts
+    // the consumer, and a seek before the group exists throws. `next` resumes after what was taken.
+    let next = start;
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      try {
+        consumer.seek({ topic, partition, offset: String(next) });
+        if (others.length > 0) consumer.pause([{ topic, partitions: others }]);
+      } catch (err) {
+        fail(err as Error);
+      }
+    });
     const take = (messages: KafkaMessage[]): void => {
       for (const m of messages) {
         const at = Number(m.offset);
         const last = out[out.length - 1];
         if (at < start || (last && at <= last.offset)) continue;
+        next = at + 1;
         if (at >= end) {
           finish();
           return;
@@ -255,9 +276,6 @@ export class KafkaLogAdmin implements LogAdmin {
               return Promise.resolve();
             },
           });
-          consumer.seek({ topic, partition, offset: String(start) });
-          const others = all.map((p) => p.partition).filter((p) => p !== partition);
-          if (others.length > 0) consumer.pause([{ topic, partitions: others }]);
           await done;
         })(),
         this.opts.readTimeoutMs,

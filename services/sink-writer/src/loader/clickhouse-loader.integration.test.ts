@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '@ingest/config';
 import type { DeadLetter, NormalizedEntry, WriteRequest } from '@ingest/contracts';
 import { createEmbeddedLog, type DurableLog } from '@ingest/log';
+import { adminListener } from '@ingest/observability';
 import { buildSinkWriter } from '../app.ts';
 
 /** Waits for `ok()` to hold, polling; fails after `ms` with what it last saw. */
@@ -68,7 +69,7 @@ describe('loader: a batch ClickHouse refuses does not stall its partition', () =
     expect(letters[0]?.message).toContain('entry bad');
     expect((JSON.parse(letters[0]?.raw ?? '{}') as NormalizedEntry).id).toBe('bad');
 
-    const metrics = (await sink.inject({ method: 'GET', url: '/metrics' })).body;
+    const metrics = (await adminListener(sink).inject({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).toMatch(/^ingest_loader_rows_total\{service="sink-writer"\} 5$/m);
     expect(metrics).toMatch(/^ingest_loader_dead_lettered_total\{reason="CANNOT_PARSE_ESCAPE_SEQUENCE",service="sink-writer"\} 1$/m);
   });
