@@ -8,20 +8,22 @@ import { sharedStore, tenantId } from './helpers.ts';
 
 const TOKEN = 'a-shared-internal-secret-0123456789';
 
+// One stack for the file: chDB keeps one data directory per process, and every test only reads or
+// writes its own tenants.
+let store: TelemetryStore;
+let stack: InProcessStack;
+beforeAll(async () => {
+  store = await sharedStore();
+  stack = await startInProcessStack({ store, env: { INGEST_INTERNAL_TOKEN: TOKEN } });
+});
+afterAll(async () => {
+  await stack?.close();
+  await store?.close();
+});
+
 // With INGEST_INTERNAL_TOKEN set, only our own services (and ingestctl) may call the normalizer's and
 // sink writer's internal and admin routes: nobody on the network can write as an arbitrary tenant.
 describe('internal routes behind INGEST_INTERNAL_TOKEN', () => {
-  let store: TelemetryStore;
-  let stack: InProcessStack;
-  beforeAll(async () => {
-    store = await sharedStore();
-    stack = await startInProcessStack({ store, env: { INGEST_INTERNAL_TOKEN: TOKEN } });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await store?.close();
-  });
-
   it('the pipeline still works end to end: each hop sends the token', async () => {
     const t = tenantId('auth');
     const key = await stack.tenant(t);
@@ -147,17 +149,6 @@ function refused(a: RawAnswer, method: string): boolean {
 }
 
 describe('internal and admin routes authorise on the matched route, whatever the spelling of the URL', () => {
-  let store: TelemetryStore;
-  let stack: InProcessStack;
-  beforeAll(async () => {
-    store = await sharedStore();
-    stack = await startInProcessStack({ store, env: { INGEST_INTERNAL_TOKEN: TOKEN } });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await store?.close();
-  });
-
   it('no spelling of any internal or admin route of any service reaches a handler without the token; with it, the canonical path does', async () => {
     const services = [
       { name: 'edge', app: stack.edge, url: stack.edgeUrl },
