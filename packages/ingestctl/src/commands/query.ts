@@ -14,7 +14,7 @@ const HELP = `ingestctl query — read what landed in ClickHouse
 With --from (or --by) it counts per UTC hour or day, per tenant and type, over event times (the
 ts column) in [--from, --to): the way to see which hour of which tenant is missing. A time is
 RFC 3339 with a zone (2026-11-20T10:00:00Z), a UTC date (2026-11-20), "now", or relative to now
-(-2h, -30m, -7d). --to defaults to now, --by to hour. Buckets with no entries show as 0 (marked
+(write it with "=": --from=-2h, -30m, -7d). --to defaults to now, --by to hour. Buckets with no entries show as 0 (marked
 "·") for every tenant and type that has entries elsewhere in the window. --json prints
 {"rows":[{"bucket","tenant","type","entries"}],"truncated":bool,...} with only non-empty buckets.
 
