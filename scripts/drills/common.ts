@@ -80,7 +80,8 @@ export function keyOf(d: DrillStack, tenant: string): string {
 
 /** Runs `pnpm ingestctl <argv>` in-process, printing the command and its output. */
 export async function ingestctl(d: DrillStack, argv: string[], opts: { quiet?: boolean; expect?: number[] } = {}): Promise<{ code: number; out: string; err: string }> {
-  console.log(`$ pnpm ingestctl ${argv.map((a) => (/[\s"'*;]/.test(a) ? `'${a}'` : a)).join(' ')}`);
+  const quote = (a: string) => (!/[\s"'*;]/.test(a) ? a : a.includes("'") ? `"${a.replace(/(["\\$`])/g, '\\$1')}"` : `'${a}'`);
+  console.log(`$ pnpm ingestctl ${argv.map(quote).join(' ')}`);
   const out: string[] = [];
   const err: string[] = [];
   const code = await runCli(argv, { out: (s) => out.push(s), err: (s) => err.push(s), env: d.env });
