@@ -61,7 +61,7 @@ export interface ReadOnlyLimits {
 export const READ_ONLY_DEFAULTS: ReadOnlyLimits = { maxRows: 10_000, maxBytes: 16 * 1024 * 1024, maxExecutionSeconds: 30, maxMemoryBytes: 1024 * 1024 * 1024 };
 
 /**
- * Functions that reach outside the database (files, URLs, other servers, programs). readonly=2
+ * Functions that reach outside the database (files, URLs, other servers, programs). readonly
  * stops writes and DDL, not these, and the embedded engine runs with the service's own file access,
  * so a statement naming one is refused before it runs. Found in the parsed statement (EXPLAIN AST),
  * so comments, quoting or spacing can't hide them.

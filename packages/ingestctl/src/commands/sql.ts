@@ -8,9 +8,10 @@ const HELP = `ingestctl sql — run one read-only SQL statement while the produc
 
 Runs on the sink writer (POST /admin/v1/sql; it owns the embedded chDB session, and in the
 distributed deployment talks to the same ClickHouse), so it works on both deployments without
-stopping anything. The statement runs with readonly=2: INSERT, ALTER, DROP, CREATE, TRUNCATE and
-changing readonly are refused (INGEST_ERR_SQL_REFUSED, exit 1), as are functions that reach outside
-the database (file(), url(), s3(), remote(), …). Limits: 30 s, 1 GiB of memory, 10,000 rows or
+stopping anything. Only a SELECT (or WITH … SELECT) runs, as a subquery with readonly=1: INSERT,
+ALTER, DROP, CREATE, TRUNCATE, SET, a second statement after ";" and functions that reach outside
+the database (file(), url(), s3(), remote(), …) are refused (INGEST_ERR_SQL_REFUSED, exit 1).
+For tables and columns: SELECT … FROM system.tables / system.columns. Limits: 30 s, 1 GiB of memory, 10,000 rows or
 16 MiB of result; a longer result is cut and says so.
 
 Output: a table; --json: {"columns":[{"name","type"}],"rows":[[…]],"truncated":bool,"elapsedMs"};
