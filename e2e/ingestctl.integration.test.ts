@@ -78,6 +78,45 @@ describe('ingestctl against a running embedded stack', () => {
     expect(s.services[0]?.status['budget']).toMatchObject({ maxEntries: stack.config.edge.inflightEntries });
   });
 
+  it('query --count --from --by hour counts per hour, tenant and type through the sink writer', async () => {
+    await stack.waitLoaded();
+    const j = await cli(['query', '--count', '--from=-2h', '--by', 'hour', '--tenant', 'cli-tenant', '--json'], env);
+    expect(j.code).toBe(0);
+    const body = JSON.parse(j.out) as { by: string; truncated: boolean; rows: Array<{ bucket: string; tenant: string; type: string; entries: number }> };
+    expect(body.by).toBe('hour');
+    expect(body.truncated).toBe(false);
+    expect(body.rows.every((r) => r.tenant === 'cli-tenant' && r.type === 'log' && /T\d\d:00:00\.000Z$/.test(r.bucket))).toBe(true);
+    expect(body.rows.reduce((n, r) => n + r.entries, 0)).toBe(25);
+    const human = await cli(['query', '--count', '--from=-2h', '--to', 'now', '--by', 'hour'], env);
+    expect(human.code).toBe(0);
+    expect(human.out).toMatch(/BUCKET\s+TENANT\s+TYPE\s+ENTRIES/);
+    expect(human.out).toContain('cli-tenant');
+    const empty = await cli(['query', '--count', '--from', '2020-01-01', '--to', '2020-01-02', '--by', 'day', '--json'], env);
+    expect(JSON.parse(empty.out)).toMatchObject({ rows: [] });
+    expect((await cli(['query', '--count', '--from', '2026-11-20T10:00:00', '--by', 'hour'], env)).code).toBe(2);
+    expect((await cli(['query', '--count', '--from=-1h', '--by', 'week'], env)).code).toBe(2);
+  });
+
+  it('sql runs a SELECT on the running stack (--json, --ndjson, table) and refuses writes with INGEST_ERR_SQL_REFUSED', async () => {
+    const q = "SELECT tenant_id, count() AS n FROM telemetry FINAL WHERE tenant_id = 'cli-tenant' GROUP BY tenant_id";
+    const j = await cli(['sql', q, '--json'], env);
+    expect(j.code).toBe(0);
+    expect(JSON.parse(j.out)).toMatchObject({ columns: [{ name: 'tenant_id' }, { name: 'n', type: 'UInt64' }], rows: [['cli-tenant', '25']], truncated: false });
+    expect((await cli(['sql', q, '--ndjson'], env)).out).toBe('{"tenant_id":"cli-tenant","n":"25"}');
+    const t = await cli(['sql', q], env);
+    expect(t.out).toMatch(/TENANT_ID\s+N\ncli-tenant\s+25\n1 row in \d+ ms/);
+    for (const w of ["INSERT INTO telemetry (tenant_id, id) VALUES ('cli-tenant', 'x')", "ALTER TABLE telemetry DELETE WHERE tenant_id = 'cli-tenant'", 'DROP TABLE telemetry', 'SELECT 1; DROP TABLE telemetry']) {
+      const r = await cli(['sql', w], env);
+      expect(r.code, w).toBe(1);
+      expect(r.err).toContain('INGEST_ERR_SQL_REFUSED');
+    }
+    const bad = await cli(['sql', 'SELECT nope FROM telemetry'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('INGEST_ERR_SQL_FAILED');
+    // Nothing changed, and the sink writer's session still loads and counts as before.
+    expect((await cli(['query', '--tenant', 'cli-tenant', '--count', '--json'], env)).out).toBe('{"count":25}');
+  });
+
   it('usage errors exit 2 with help; --help exits 0', async () => {
     expect((await cli(['query', '--count'], env)).code).toBe(2);
     expect((await cli(['nope'], env)).code).toBe(2);

@@ -181,7 +181,7 @@ describe('internal and admin routes authorise on the matched route, whatever the
     expect(leaks).toEqual([]);
     // The walk covered the hop routes and every replay/shadow admin route, not an empty list.
     const replay = ['/admin/v1/replay/jobs', '/admin/v1/replay/jobs/:id', '/admin/v1/shadow/diff', '/admin/v1/shadow/promote', '/admin/v1/shadow/drop'];
-    for (const p of [ROUTES.normalize, ROUTES.write, ...replay, '/admin/v1/count', '/admin/v1/row-stats', '/admin/v1/lag']) {
+    for (const p of [ROUTES.normalize, ROUTES.write, ...replay, '/admin/v1/count', '/admin/v1/row-stats', '/admin/v1/lag', '/admin/v1/count-buckets', '/admin/v1/sql']) {
       expect(walked.some((w) => w.endsWith(` ${p}`))).toBe(true);
     }
   });

@@ -153,6 +153,11 @@ export interface SinkConfig {
   loaderEnabled: boolean;
   /** Attempts at a batch ClickHouse refuses for its data before its refused rows are dead-lettered. */
   loaderRefusedAttempts: number;
+  /**
+   * SINK_DRILL_ROUTES=true mounts POST /admin/v1/drill/delete-hour, which deletes live rows on
+   * purpose for runbooks/drills.md. Off unless asked for: nothing else in the product deletes.
+   */
+  drillRoutes?: boolean;
 }
 
 export interface LoggingConfig {
@@ -298,6 +303,7 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       loaderMaxWaitMs: r.int('LOADER_MAX_WAIT_MS', 200, { min: 0 }),
       loaderEnabled: r.oneOf('LOADER_ENABLED', ['true', 'false'] as const, 'true') === 'true',
       loaderRefusedAttempts: r.int('LOADER_REFUSED_ATTEMPTS', 3, { min: 1, max: 100 }),
+      drillRoutes: r.oneOf('SINK_DRILL_ROUTES', ['true', 'false'] as const, 'false') === 'true',
     },
   };
   // "collector:4318" parses as a URL with scheme "collector:"; the exporter speaks HTTP only.

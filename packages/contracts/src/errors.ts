@@ -41,6 +41,8 @@ export const ERROR_CATALOG = {
   INGEST_ERR_SHUTTING_DOWN: { status: 503, retryable: true, scope: 'request', message: 'the service is shutting down; retry against another replica' },
   INGEST_ERR_NOT_FOUND: { status: 404, retryable: false, scope: 'request', message: 'no route %s' },
   INGEST_ERR_INTERNAL: { status: 500, retryable: true, scope: 'request', message: 'internal error: %s' },
+  INGEST_ERR_SQL_FAILED: { status: 400, retryable: false, scope: 'request', message: 'the statement failed: %s' },
+  INGEST_ERR_SQL_REFUSED: { status: 403, retryable: false, scope: 'request', message: 'ingestctl sql runs read-only statements only: %s' },
 
   INGEST_ERR_ENTRY_NOT_OBJECT: { status: 400, retryable: false, scope: 'entry', message: 'entry must be a JSON object' },
   INGEST_ERR_ENTRY_TYPE: { status: 400, retryable: false, scope: 'entry', message: 'type must be one of log, metric, event, health, alert' },

@@ -65,6 +65,12 @@ export interface ReplayPlan<Target extends string = string> {
   duplicates: number;
   /** Entries that cannot be decoded: the run skips and reports them. */
   undecodable: number;
+  /** --event-from/--event-to, when given: only entries with event times in [from, to) are replayed. */
+  eventWindow: { from: string; to: string } | null;
+  /** Decodable entries of the scanned range in the event window (null without one); toInsert + duplicates of them. */
+  inEventWindow: number | null;
+  /** Decoded entries outside the event window: read, never inserted. entries = inEventWindow + outsideEventWindow + undecodable. */
+  outsideEventWindow: number;
   /**
    * True when toInsert is exact. The run finds every repeat of an entry (it checks the shadow after
    * inserting earlier chunks); the plan writes nothing, so it remembers recent keys only, and a
@@ -97,6 +103,9 @@ export interface ReplaySummary<Target extends string = string> {
   skippedDuplicates: number;
   /** Undecodable entries: not inserted; sample below and in the audit log. */
   deadLettered: number;
+  /** Entries read whose event time is outside --event-from/--event-to: not inserted (0 without a window). */
+  outsideEventWindow: number;
+  eventWindow?: { from: string; to: string } | null;
   deadLetterSample: Array<{ partition: number; offset: number; reason: string }>;
   tenants: Array<{ tenant: string; read: number; inserted: number; skippedDuplicates: number }>;
   logTime: TimeSpan;

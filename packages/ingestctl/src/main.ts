@@ -7,8 +7,9 @@ import { tenants } from './commands/tenants.ts';
 import { cutover } from './commands/cutover.ts';
 import { replay } from './commands/replay.ts';
 import { shadow } from './commands/shadow.ts';
+import { sql } from './commands/sql.ts';
 
-const COMMANDS: Command[] = [tenants, query, status, cutover, replay, shadow];
+const COMMANDS: Command[] = [tenants, query, sql, status, cutover, replay, shadow];
 
 function usage(): string {
   return `ingestctl — operate the telemetry ingest service

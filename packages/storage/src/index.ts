@@ -9,3 +9,5 @@ export { ReplayRuns } from './replay-runs.ts';
 export type { ReplayRunRecord, ReplayRunStatus } from './replay-runs.ts';
 export { insertRefusal } from './refusal.ts';
 export type { InsertRefusal } from './refusal.ts';
+export { BUCKETS, isBucket, countBuckets, drillDeleteWindow, runReadOnly, READ_ONLY_DEFAULTS, SqlRefusedError, isReadonlyRefusal } from './ops.ts';
+export type { Bucket, BucketQuery, BucketRow, ReadOnlyLimits, ReadOnlyResult } from './ops.ts';

@@ -8,6 +8,8 @@ export interface LegacyFixtureOptions {
   tenantsFile: string;
   /** Entries kept before the fixture answers 507: tests are bounded too. */
   maxEntries?: number;
+  /** Port to listen on (127.0.0.1); default: a free one. */
+  port?: number;
 }
 
 export interface LegacyRequestRecord {
@@ -116,7 +118,7 @@ export async function startLegacyFixture(o: LegacyFixtureOptions): Promise<Legac
     return { buckets: [...counts].map(([k, count]) => ({ hour: k.split('|')[0], type: k.split('|')[1], count })) };
   });
 
-  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const url = await app.listen({ host: '127.0.0.1', port: o.port ?? 0 });
   let closing: Promise<void> | undefined;
   return {
     url,

@@ -11,6 +11,7 @@ import { LogBatcher } from './batch/log-batcher.ts';
 import { ClickHouseLoader } from './loader/clickhouse-loader.ts';
 import { DayGate } from './loader/day-gate.ts';
 import { registerReplayRoutes } from './replay/routes.ts';
+import { registerOpsRoutes } from './ops-routes.ts';
 
 /**
  * Mirror copies (the LB's copy of a request for a tenant still on legacy, marked by the edge with
@@ -238,6 +239,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
     return store.rowStats(tableParam(q.table), q.tenant);
   });
   app.get('/admin/v1/lag', async () => lag());
+  registerOpsRoutes(app, { store, drillRoutes: cfg.drillRoutes === true });
   registerReplayRoutes(app, { log, admin, store, producer, topic: be.topic, dataDir: be.dataDir, liveGate });
 
   app.addHook('preClose', async () => {

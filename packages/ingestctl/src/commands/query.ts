@@ -1,27 +1,130 @@
 import { TelemetryStore } from '@ingest/storage';
-import { adminHeaders, parse, parseDuration, UsageError, type Command } from '../cli.ts';
-import { EXIT, exitForStatus } from '../exit-codes.ts';
+import { adminHeaders, parse, parseDuration, table, UsageError, type Command, type Io } from '../cli.ts';
+import { EXIT, exitForStatus, type ExitCode } from '../exit-codes.ts';
+import { callSink, failure } from './replay.ts';
 
 const HELP = `ingestctl query — read what landed in ClickHouse
 
-  ingestctl query --tenant <id> [--type log|metric|event|health|alert] [--since 15m] [--count] [--json]
+  ingestctl query --tenant <id> [--type log|metric|event|health|alert] [--since 15m] --count [--json]
+  ingestctl query --count --from <time> [--to <time>] [--by hour|day] [--tenant <id>] [--type T]
+                  [--table telemetry|telemetry_shadow|telemetry_mirror] [--json]
 
---count prints the number of distinct entries (duplicates collapsed). With CLICKHOUSE_URL set the
-query goes to ClickHouse; otherwise through the sink writer (SINK_URL, default
-http://127.0.0.1:8082), which owns the embedded chDB.`;
+--count prints the number of distinct entries (duplicates collapsed, exact: FINAL).
+
+With --from (or --by) it counts per UTC hour or day, per tenant and type, over event times (the
+ts column) in [--from, --to): the way to see which hour of which tenant is missing. A time is
+RFC 3339 with a zone (2026-11-20T10:00:00Z), a UTC date (2026-11-20), "now", or relative to now
+(write it with "=": --from=-2h, -30m, -7d). --to defaults to now, --by to hour. Buckets with no entries show as 0 (marked
+"·") for every tenant and type that has entries elsewhere in the window. --json prints
+{"rows":[{"bucket","tenant","type","entries"}],"truncated":bool,...} with only non-empty buckets.
+
+Without --from, with CLICKHOUSE_URL set the count goes to ClickHouse; otherwise, and always for
+buckets, through the sink writer (SINK_URL, default http://127.0.0.1:8082), which owns the
+embedded chDB. INGEST_INTERNAL_TOKEN is sent when set.`;
+
+/** RFC 3339 with a zone, a bare UTC date, "now" or "-2h" → epoch ms. */
+export function parseWhen(s: string, now: number, flag: string): number {
+  const t = s.trim();
+  if (t === 'now') return now;
+  const rel = /^-(\d+\s*[smhd])$/.exec(t);
+  if (rel?.[1]) return now - parseDuration(rel[1]);
+  if (/^\d{4}-\d{2}-\d{2}$/.test(t)) {
+    const ms = Date.parse(`${t}T00:00:00Z`);
+    if (Number.isFinite(ms)) return ms;
+  }
+  // A zone is required: a zone-less time is read differently by different machines.
+  if (/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})$/.test(t)) {
+    const ms = Date.parse(t.replace(' ', 'T'));
+    if (Number.isFinite(ms)) return ms;
+  }
+  throw new UsageError(`${flag}=${s} is not a time: use RFC 3339 with a zone (2026-11-20T10:00:00Z), a UTC date (2026-11-20), now, or relative like -2h`);
+}
+
+export interface BucketAnswer {
+  table: string;
+  from: string;
+  to: string;
+  by: 'hour' | 'day';
+  tenant: string | null;
+  type: string | null;
+  rows: Array<{ bucket: string; tenant: string; type: string; entries: number }>;
+  truncated: boolean;
+}
+
+const STEP = { hour: 3_600_000, day: 86_400_000 } as const;
+/** Above this many cells the human table lists non-empty buckets only. */
+const MAX_FILLED_CELLS = 5_000;
+
+/** The human table: every bucket of the window for every tenant/type seen, empty ones as 0 ·. */
+export function bucketTable(a: BucketAnswer): string {
+  const step = STEP[a.by];
+  const first = Math.floor(Date.parse(a.from) / step) * step;
+  const end = Date.parse(a.to);
+  const series = [...new Set(a.rows.map((r) => `${r.tenant}\u0000${r.type}`))].sort();
+  const cells = Math.ceil((end - first) / step) * series.length;
+  const have = new Map(a.rows.map((r) => [`${r.bucket}\u0000${r.tenant}\u0000${r.type}`, r.entries]));
+  const out: Array<Record<string, string | number>> = [];
+  if (!a.truncated && cells <= MAX_FILLED_CELLS) {
+    for (let b = first; b < end; b += step) {
+      const iso = new Date(b).toISOString();
+      for (const s of series) {
+        const [tenant = '', type = ''] = s.split('\u0000');
+        const n = have.get(`${iso}\u0000${s}`) ?? 0;
+        out.push({ bucket: iso, tenant, type, entries: n === 0 ? '0 ·' : n });
+      }
+    }
+  } else {
+    for (const r of a.rows) out.push({ bucket: r.bucket, tenant: r.tenant, type: r.type, entries: r.entries });
+  }
+  const total = a.rows.reduce((s, r) => s + r.entries, 0);
+  const head = `${a.table}: distinct entries per ${a.by} (UTC), event time in [${a.from}, ${a.to})${a.tenant ? `, tenant ${a.tenant}` : ''}${a.type ? `, type ${a.type}` : ''}`;
+  const tail = `total ${total}${a.truncated ? ` (TRUNCATED: more buckets than the sink writer returns; narrow the window or add --tenant)` : ''}`;
+  return [head, '', table(out), '', tail].join('\n');
+}
+
+async function bucketQuery(values: { tenant?: string | undefined; type?: string | undefined; from?: string | undefined; to?: string | undefined; by?: string | undefined; table?: string | undefined; json?: boolean | undefined }, io: Io): Promise<ExitCode> {
+  const by = values.by ?? 'hour';
+  if (by !== 'hour' && by !== 'day') throw new UsageError(`--by=${by}: use hour or day`);
+  const now = Date.now();
+  const to = values.to !== undefined ? parseWhen(values.to, now, '--to') : now;
+  const from = values.from !== undefined ? parseWhen(values.from, now, '--from') : to - (by === 'hour' ? 86_400_000 : 30 * 86_400_000);
+  if (from >= to) throw new UsageError(`--from (${new Date(from).toISOString()}) must be before --to (${new Date(to).toISOString()}): the window is [from, to)`);
+  const qs = new URLSearchParams({ from: String(from), to: String(to), by });
+  if (values.tenant) qs.set('tenant', values.tenant);
+  if (values.type) qs.set('type', values.type);
+  if (values.table) qs.set('table', values.table);
+  const a = await callSink<BucketAnswer>(io, 'GET', `/admin/v1/count-buckets?${qs.toString()}`, undefined, 60_000);
+  if (a.status !== 200) return failure(io, 'query failed', a);
+  io.out(values.json ? JSON.stringify(a.body) : bucketTable(a.body));
+  return EXIT.OK;
+}
 
 export const query: Command = {
   name: 'query',
-  summary: 'count entries of a tenant in ClickHouse',
+  summary: 'count entries in ClickHouse (total, or per hour/day, tenant and type)',
   help: HELP,
   async run(argv, io) {
-    const { values } = parse(argv, { tenant: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' }, count: { type: 'boolean' } });
+    const { values } = parse(argv, {
+      tenant: { type: 'string' },
+      type: { type: 'string' },
+      since: { type: 'string' },
+      count: { type: 'boolean' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      by: { type: 'string' },
+      table: { type: 'string' },
+    });
     if (values.help) {
       io.out(HELP);
       return EXIT.OK;
     }
-    if (!values.tenant) throw new UsageError('query needs --tenant <id>');
     if (!values.count) throw new UsageError('query currently answers counts: add --count');
+    if (values.from !== undefined || values.to !== undefined || values.by !== undefined) {
+      if (values.since !== undefined) throw new UsageError('--since and --from/--to/--by do not mix: use --from -6h');
+      return bucketQuery(values, io);
+    }
+    if (values.table !== undefined) throw new UsageError('--table goes with --from/--by');
+    if (!values.tenant) throw new UsageError('query needs --tenant <id> (or --from/--by for every tenant per hour or day)');
     const sinceMs = values.since ? Date.now() - parseDuration(values.since) : undefined;
     const q = { tenant: values.tenant, ...(values.type ? { type: values.type } : {}), ...(sinceMs !== undefined ? { sinceMs } : {}) };
 

@@ -64,29 +64,48 @@ describe('ingestctl replay options', () => {
   });
 });
 
+const plan: ReplayPlan = {
+  topic: 'telemetry.v2',
+  target: 'telemetry_shadow',
+  tenant: null,
+  window: { from: '100', to: '199', meaning: 'offsets are per partition and both ends are included' },
+  inclusive: 'first and last offsets both included',
+  partitions: [
+    { partition: 1, retained: { low: 0, high: 500 }, firstOffset: 100, lastOffset: 199, resolution: { from: 'offset 100 (as given)', to: 'offset 199 (as given)' }, entries: 100, toInsert: 90, duplicates: 10, undecodable: 0, logTime: { first: '2026-11-20T10:00:00.000Z', last: '2026-11-20T10:05:00.000Z' } },
+  ],
+  entries: 100,
+  toInsert: 90,
+  duplicates: 10,
+  undecodable: 0,
+  eventWindow: null,
+  inEventWindow: null,
+  outsideEventWindow: 0,
+  toInsertExact: true,
+  tenants: [{ tenant: 'acme', entries: 100, toInsert: 90, duplicates: 10 }],
+  logTime: { first: '2026-11-20T10:00:00.000Z', last: '2026-11-20T10:05:00.000Z' },
+  eventTime: { min: '2026-11-20T09:59:00.000Z', max: '2026-11-20T10:05:00.000Z' },
+  eventDays: [{ day: '2026-11-20', entries: 100 }],
+  replayedBefore: true,
+  previousRuns: [{ runId: 'r1', partition: 1, firstOffset: 150, lastOffset: 300, status: 'done', who: 'bob', startedAt: 0, tenant: '', inserted: 10 }],
+  writes: 'nothing',
+};
+
+describe('ingestctl replay --event-from/--event-to', () => {
+  it('sends the event window and scans all retained log unless --from/--to narrow it', () => {
+    const r = replayRequest(['--event-from=2026-11-20T10:00:00Z', '--event-to=2026-11-20T11:00:00Z', '--shadow'], env);
+    expect(r).toMatchObject({ kind: 'start', body: { mode: 'plan', from: 'earliest', to: 'latest', eventFrom: '2026-11-20T10:00:00Z', eventTo: '2026-11-20T11:00:00Z' } });
+    const narrow = replayRequest(['--event-from=2026-11-20T10:00:00Z', '--event-to=2026-11-20T11:00:00Z', '--from=100', '--to=200', '--shadow'], env);
+    expect(narrow).toMatchObject({ body: { from: '100', to: '200' } });
+    expect(() => replayRequest(['--event-from=2026-11-20T10:00:00Z', '--shadow'], env)).toThrow(UsageError);
+  });
+
+  it('the plan says how many scanned entries are in the event window', () => {
+    const s = formatPlan({ ...plan, eventWindow: { from: '2026-11-20T10:00:00.000Z', to: '2026-11-20T11:00:00.000Z' }, inEventWindow: 40, outsideEventWindow: 60 });
+    expect(s).toContain('scanned       100 entries in the log range: 40 in the event window, 60 outside it');
+  });
+});
+
 describe('ingestctl replay output', () => {
-  const plan: ReplayPlan = {
-    topic: 'telemetry.v2',
-    target: 'telemetry_shadow',
-    tenant: null,
-    window: { from: '100', to: '199', meaning: 'offsets are per partition and both ends are included' },
-    inclusive: 'first and last offsets both included',
-    partitions: [
-      { partition: 1, retained: { low: 0, high: 500 }, firstOffset: 100, lastOffset: 199, resolution: { from: 'offset 100 (as given)', to: 'offset 199 (as given)' }, entries: 100, toInsert: 90, duplicates: 10, undecodable: 0, logTime: { first: '2026-11-20T10:00:00.000Z', last: '2026-11-20T10:05:00.000Z' } },
-    ],
-    entries: 100,
-    toInsert: 90,
-    duplicates: 10,
-    undecodable: 0,
-    toInsertExact: true,
-    tenants: [{ tenant: 'acme', entries: 100, toInsert: 90, duplicates: 10 }],
-    logTime: { first: '2026-11-20T10:00:00.000Z', last: '2026-11-20T10:05:00.000Z' },
-    eventTime: { min: '2026-11-20T09:59:00.000Z', max: '2026-11-20T10:05:00.000Z' },
-    eventDays: [{ day: '2026-11-20', entries: 100 }],
-    replayedBefore: true,
-    previousRuns: [{ runId: 'r1', partition: 1, firstOffset: 150, lastOffset: 300, status: 'done', who: 'bob', startedAt: 0, tenant: '', inserted: 10 }],
-    writes: 'nothing',
-  };
 
   it('the plan names topic, target, exact inclusive ranges, counts, time window and earlier runs', () => {
     const s = formatPlan(plan);
@@ -97,7 +116,7 @@ describe('ingestctl replay output', () => {
 
   it('the summary gives read, inserted, skipped and dead-lettered', () => {
     const s = formatSummary({
-      runId: 'r2', status: 'done', topic: 't', target: 'telemetry_shadow', tenant: null, read: 100, inserted: 90, skippedDuplicates: 10, deadLettered: 0, deadLetterSample: [],
+      runId: 'r2', status: 'done', topic: 't', target: 'telemetry_shadow', tenant: null, read: 100, inserted: 90, skippedDuplicates: 10, deadLettered: 0, outsideEventWindow: 0, deadLetterSample: [],
       partitions: [{ partition: 1, firstOffset: 100, lastOffset: 199, doneThrough: 199, read: 100, inserted: 90, skippedDuplicates: 10, deadLettered: 0 }],
       tenants: [{ tenant: 'acme', read: 100, inserted: 90, skippedDuplicates: 10 }], eventDays: [{ day: '2026-11-20', entries: 100 }], durationMs: 1200,
       logTime: { first: '2026-11-20T10:00:00.000Z', last: '2026-11-20T10:05:00.000Z' }, startedAt: '2026-11-22T10:00:00.000Z', finishedAt: '2026-11-22T10:00:01.200Z',

@@ -9,6 +9,7 @@ const HELP = `ingestctl replay — re-read a window of the durable log into the 
 
   ingestctl replay --from=<offset|time|earliest> --to=<offset|time|latest> --shadow
                    [--partition N]... [--tenant T] [--table telemetry_shadow] [--yes] [--json]
+  ingestctl replay --event-from=<time> --event-to=<time> [--from=… --to=…] --shadow [--tenant T] [--yes]
   ingestctl replay --watch <job-id> [--json]   follow a job (after a lost terminal, say)
   ingestctl replay --cancel <job-id>           stop a job after its current chunk
   ingestctl replay --jobs [--json]             recent jobs on this sink writer
@@ -25,6 +26,13 @@ dead-lettered (undecodable, not inserted). --json prints the plan or the summary
   2026-11-20T10:00:00Z    an ISO-8601 time with a zone (or a UTC date, 2026-11-20): a log append
                           time. The window is [from, to); the plan prints the offsets it resolved to.
   earliest / latest       the oldest retained / the newest offset at planning time
+
+--event-from / --event-to  (ISO-8601 with a zone, or a UTC date; the window is [from, to))
+  Keep only entries whose EVENT time (the ts column, what \`query --by hour\` shows) is in the
+  window: repairs a bad mutation of old data without knowing when it was logged. --from/--to still
+  choose which part of the log is read (default with --event-*: earliest..latest, everything
+  retained; narrow it on a long log). The plan says how many of the scanned entries are in the
+  event window; the others are read and counted as "outside the event window", never inserted.
 
 Replay writes only to a shadow table, never to the live table telemetry, and never moves the live
 loader's consumer offsets. It is idempotent: entries the shadow table already holds are skipped, so the
@@ -150,7 +158,11 @@ export function formatPlan(p: Plan): string {
     lines.push(`${head}from ${x.resolution.from}`, `${' '.repeat(head.length)}to   ${x.resolution.to}`);
   }
   lines.push('');
-  lines.push(`entries       ${p.entries}  (to insert ${p.toInsert}, already in ${p.target} or repeated ${p.duplicates}, undecodable ${p.undecodable})`);
+  if (p.eventWindow && p.inEventWindow !== null) {
+    lines.push(`event window  --event-from=${p.eventWindow.from}  --event-to=${p.eventWindow.to}  (event time, [from, to); only these entries are replayed)`);
+    lines.push(`scanned       ${p.entries} entries in the log range: ${p.inEventWindow} in the event window, ${p.outsideEventWindow} outside it (read, not replayed), ${p.undecodable} undecodable`);
+  }
+  lines.push(`entries       ${p.entries}  (to insert ${p.toInsert}, already in ${p.target} or repeated ${p.duplicates}, undecodable ${p.undecodable}${p.eventWindow ? `, outside the event window ${p.outsideEventWindow}` : ''})`);
   if (!p.toInsertExact) lines.push(`              "to insert" is an upper bound: an entry logged twice far apart counts here once too often; the run skips it`);
   lines.push(`logged        ${p.logTime.first ?? '-'} → ${p.logTime.last ?? '-'}  (log append time)`);
   lines.push(`event time    ${p.eventTime.min ?? '-'} → ${p.eventTime.max ?? '-'}  (the ts column)`);
@@ -187,7 +199,7 @@ export function formatSummary(s: Summary): string {
   const head = s.status === 'done' ? 'done' : s.status.toUpperCase();
   lines.push(`replay ${s.runId} ${head} in ${(s.durationMs / 1000).toFixed(1)} s → ${s.target}`);
   if (s.error) lines.push(`error: ${s.error}`);
-  lines.push(`read ${s.read} · inserted ${s.inserted} · skipped as duplicates ${s.skippedDuplicates} · dead-lettered (undecodable, not inserted) ${s.deadLettered}`, '');
+  lines.push(`read ${s.read} · inserted ${s.inserted} · skipped as duplicates ${s.skippedDuplicates} · dead-lettered (undecodable, not inserted) ${s.deadLettered}${s.eventWindow ? ` · outside the event window (not replayed) ${s.outsideEventWindow}` : ''}`, '');
   lines.push(
     table(
       s.partitions.map((p) => ({
@@ -306,6 +318,8 @@ export function replayRequest(argv: string[], env: Io['env']): ReplayCli {
     watch: { type: 'string' },
     cancel: { type: 'string' },
     jobs: { type: 'boolean' },
+    'event-from': { type: 'string' },
+    'event-to': { type: 'string' },
   });
   if (values.help) return { kind: 'help' };
   const json = values.json === true;
@@ -313,16 +327,25 @@ export function replayRequest(argv: string[], env: Io['env']): ReplayCli {
   if (values.cancel !== undefined) return { kind: 'cancel', id: values.cancel, json };
   if (values.jobs) return { kind: 'jobs', json };
   if (!values.shadow) throw new UsageError('replay writes only to a shadow table and says so explicitly: add --shadow');
-  if (values.from === undefined || values.from === '') throw new UsageError('replay needs --from (an offset, an ISO-8601 time with a zone, or earliest)');
-  if (values.to === undefined || values.to === '') throw new UsageError('replay needs --to (an offset, an ISO-8601 time with a zone, or latest)');
+  const eventFrom = values['event-from'];
+  const eventTo = values['event-to'];
+  const byEvent = eventFrom !== undefined || eventTo !== undefined;
+  if (byEvent && (eventFrom === undefined || eventTo === undefined || eventFrom === '' || eventTo === '')) throw new UsageError('--event-from and --event-to go together: give both');
+  // With an event window the log range defaults to everything retained: entries of any event time
+  // may have been logged at any point, and the filter keeps only the window's.
+  const from = values.from ?? (byEvent ? 'earliest' : undefined);
+  const to = values.to ?? (byEvent ? 'latest' : undefined);
+  if (from === undefined || from === '') throw new UsageError('replay needs --from (an offset, an ISO-8601 time with a zone, or earliest), or --event-from/--event-to');
+  if (to === undefined || to === '') throw new UsageError('replay needs --to (an offset, an ISO-8601 time with a zone, or latest), or --event-from/--event-to');
   const partitions = parsePartitions(values.partition);
   return {
     kind: 'start',
     json,
     body: {
       mode: values.yes ? 'run' : 'plan',
-      from: values.from,
-      to: values.to,
+      from,
+      to,
+      ...(byEvent ? { eventFrom, eventTo } : {}),
       ...(partitions ? { partitions } : {}),
       ...(values.tenant !== undefined ? { tenant: values.tenant } : {}),
       ...(values.table !== undefined ? { target: values.table } : {}),
@@ -332,6 +355,7 @@ export function replayRequest(argv: string[], env: Io['env']): ReplayCli {
   };
 }
 
+const NOTHING_IN_EVENT_WINDOW = 'none of the scanned log entries has an event time in --event-from/--event-to: nothing to replay. Widen --from/--to (the log range scanned) or check the event window (UTC).';
 const NOTHING = 'the window holds no log entries (of this tenant): nothing to replay. Check --from/--to against the plan\'s RETAINED and LOGGED columns (times are log append times, UTC).';
 
 export function printJob(io: Io, v: JobView, json: boolean): ExitCode {
@@ -344,6 +368,10 @@ export function printJob(io: Io, v: JobView, json: boolean): ExitCode {
     // A plan of nothing is not a green light: a script would go on to "repair" nothing.
     if (v.plan.entries === 0) {
       io.err(NOTHING);
+      return EXIT.CHECK_FAILED;
+    }
+    if (v.plan.inEventWindow === 0) {
+      io.err(NOTHING_IN_EVENT_WINDOW);
       return EXIT.CHECK_FAILED;
     }
     return EXIT.OK;

@@ -67,7 +67,7 @@ async function insertWithRetry(deps: ExecuteDeps, target: ShadowTableName, rows:
  * Replays a resolved range into its shadow table. Per chunk: read (admin().read, no consumer
  * group), decode with the loader's batchToRows, drop rows the target already holds, insert the rest
  * in one block with the run-scoped token. Counts are exact: inserted + skippedDuplicates +
- * deadLettered = read.
+ * deadLettered + outsideEventWindow = read.
  */
 export async function executeReplay(deps: ExecuteDeps, range: ResolvedRange, opts: ExecuteOptions): Promise<ReplaySummary> {
   assertShadowTable(range.target);
@@ -78,7 +78,7 @@ export async function executeReplay(deps: ExecuteDeps, range: ResolvedRange, opt
   let done = 0;
   let status: ReplayStatus = 'done';
   let error: string | undefined;
-  const totals = () => ({ read: total.entries, inserted: total.inserted, skippedDuplicates: total.duplicates, deadLettered: total.undecodable });
+  const totals = () => ({ read: total.entries, inserted: total.inserted, skippedDuplicates: total.duplicates, deadLettered: total.undecodable, outsideEventWindow: total.outsideEventWindow });
   try {
     for await (const chunk of scanRange(deps.admin, range, opts)) {
       const { fresh, duplicates } = await classify(deps.lookup, range.target, chunk);
@@ -124,6 +124,7 @@ export async function executeReplay(deps: ExecuteDeps, range: ResolvedRange, opt
       };
     }),
     ...totals(),
+    eventWindow: range.eventWindow ? { from: range.eventWindow.from, to: range.eventWindow.to } : null,
     deadLetterSample: total.badSample,
     tenants: [...total.tenants]
       .map(([tenant, c]) => ({ tenant, read: c.entries, inserted: c.inserted, skippedDuplicates: c.duplicates }))

@@ -137,6 +137,9 @@ export async function buildPlan(deps: PlanDeps, range: ResolvedRange, opts: Scan
     toInsert: total.inserted,
     duplicates: total.duplicates,
     undecodable: total.undecodable,
+    eventWindow: range.eventWindow ? { from: range.eventWindow.from, to: range.eventWindow.to } : null,
+    inEventWindow: range.eventWindow ? total.entries - total.undecodable - total.outsideEventWindow : null,
+    outsideEventWindow: total.outsideEventWindow,
     toInsertExact: !recent.evicted,
     tenants: [...total.tenants]
       .map(([tenant, c]) => ({ tenant, entries: c.entries, toInsert: c.inserted, duplicates: c.duplicates }))

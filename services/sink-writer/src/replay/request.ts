@@ -69,6 +69,27 @@ export interface ReplayRequest {
   partitions: number[] | undefined;
   tenant: string | undefined;
   target: ShadowTableName;
+  /** Keep only entries whose event time (ts) is in [fromMs, toMs); the log range is still scanned whole. */
+  eventWindow: EventWindow | undefined;
+}
+
+export interface EventWindow {
+  fromMs: number;
+  toMs: number;
+  from: string;
+  to: string;
+}
+
+/** --event-from/--event-to: both or neither, ISO times with a zone, from before to. */
+export function parseEventWindow(rawFrom: unknown, rawTo: unknown): EventWindow | undefined {
+  if ((rawFrom === undefined || rawFrom === null) && (rawTo === undefined || rawTo === null)) return undefined;
+  if (typeof rawFrom !== 'string' || typeof rawTo !== 'string') throw new ReplayRequestError('--event-from and --event-to go together: give both (ISO-8601 times with a zone)');
+  const fromMs = parseIsoTime(rawFrom.trim());
+  const toMs = parseIsoTime(rawTo.trim());
+  if (fromMs === undefined) throw new ReplayRequestError(`--event-from=${rawFrom} is not an ISO-8601 time with a zone (e.g. 2026-11-20T10:00:00Z) or a UTC date`);
+  if (toMs === undefined) throw new ReplayRequestError(`--event-to=${rawTo} is not an ISO-8601 time with a zone (e.g. 2026-11-20T11:00:00Z) or a UTC date`);
+  if (fromMs >= toMs) throw new ReplayRequestError(`--event-from=${rawFrom} is not before --event-to=${rawTo}: the event window is [from, to)`);
+  return { fromMs, toMs, from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() };
 }
 
 const MAX_TENANT_LENGTH = 256;
@@ -110,7 +131,8 @@ export function parseReplayRequest(body: unknown): ReplayRequest {
   if (typeof target !== 'string' || !isShadowTable(target)) {
     throw new ReplayRequestError(`refusing target "${String(target)}": replay writes only to a shadow table (${TABLES.shadow}), never to the live table ${TABLES.live}`);
   }
-  return { from, to, partitions, tenant, target };
+  const eventWindow = parseEventWindow(b['eventFrom'], b['eventTo']);
+  return { from, to, partitions, tenant, target, eventWindow };
 }
 
 /** Who asked, as the CLI reports it ($USER); bounded and printable, since it lands in the audit log. */

@@ -1,7 +1,7 @@
 import type { ResolvedPartitionView } from '@ingest/contracts';
 import type { LogAdmin, PartitionOffsets, StoredMessage } from '@ingest/log';
 import type { ShadowTableName } from '@ingest/storage';
-import { ReplayRequestError, type Bound, type Flag, type ReplayRequest } from './request.ts';
+import { ReplayRequestError, type Bound, type EventWindow, type Flag, type ReplayRequest } from './request.ts';
 
 /** One partition's part of a replay (offsets first..last, both inclusive). */
 export type ResolvedPartition = ResolvedPartitionView;
@@ -16,6 +16,8 @@ export interface ResolvedRange {
   inclusive: 'first and last offsets both included';
   partitions: ResolvedPartition[];
   offsets: number;
+  /** Only entries with event times in this window are replayed; the others are read and counted. */
+  eventWindow?: EventWindow | undefined;
 }
 
 type Reader = Pick<LogAdmin, 'partitions' | 'read'>;
@@ -177,5 +179,6 @@ export async function resolveRange(admin: Reader, topic: string, req: ReplayRequ
     inclusive: 'first and last offsets both included',
     partitions,
     offsets: partitions.reduce((a, p) => a + p.offsets, 0),
+    ...(req.eventWindow ? { eventWindow: req.eventWindow } : {}),
   };
 }

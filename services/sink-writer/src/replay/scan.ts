@@ -23,6 +23,8 @@ export interface ScanChunk {
   /** Decoded entries per tenant, repeats included: what is not inserted of these was a duplicate. */
   decodedPerTenant: Map<string, number>;
   repeats: number;
+  /** Decoded entries whose event time is outside the range's event window: read, not replayed. */
+  outsideEventWindow: number;
   /** Messages that could not be decoded: never inserted, reported. */
   bad: Array<{ offset: number; reason: string }>;
   /** Log append times of the chunk's first and last message. */
@@ -65,9 +67,16 @@ export async function* scanRange(admin: Reader, range: ResolvedRange, opts: { ch
       const rows: TelemetryRow[] = [];
       const decodedPerTenant = new Map<string, number>();
       let kept = 0;
+      let outsideEventWindow = 0;
+      const ew = range.eventWindow;
       for (const r of decoded) {
         // Defensive: the key is the tenant by contract, but the row's own tenant is what lands.
         if (tenant !== undefined && r.tenant_id !== tenant) continue;
+        // Filtered after decoding, so plan and run see the same entries and the counts add up.
+        if (ew && (r.ts < ew.fromMs || r.ts >= ew.toMs)) {
+          outsideEventWindow++;
+          continue;
+        }
         kept++;
         decodedPerTenant.set(r.tenant_id, (decodedPerTenant.get(r.tenant_id) ?? 0) + 1);
         const k = rowKey(r);
@@ -86,6 +95,7 @@ export async function* scanRange(admin: Reader, range: ResolvedRange, opts: { ch
         rows,
         decodedPerTenant,
         repeats: kept - rows.length,
+        outsideEventWindow,
         bad,
         firstLogTs: head.timestamp,
         lastLogTs: tail.timestamp,
@@ -130,6 +140,7 @@ export class Tally {
   inserted = 0;
   duplicates = 0;
   undecodable = 0;
+  outsideEventWindow = 0;
   readonly tenants = new Map<string, TenantCounts>();
   readonly days = new Map<number, number>();
   readonly badSample: Array<{ partition: number; offset: number; reason: string }> = [];
@@ -143,6 +154,7 @@ export class Tally {
     this.inserted += fresh.length;
     this.duplicates += duplicates;
     this.undecodable += chunk.bad.length;
+    this.outsideEventWindow += chunk.outsideEventWindow;
     for (const b of chunk.bad) if (this.badSample.length < BAD_SAMPLE) this.badSample.push({ partition: chunk.partition, ...b });
     for (const [t, n] of chunk.perTenant) this.tenant(t).entries += n;
     const freshPerTenant = new Map<string, number>();
