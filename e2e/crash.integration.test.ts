@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addTenantKey } from '@ingest/tenants';
 import { freePort, startService, startStack, type Stack } from '@ingest/supervisor';
-import { batchOf, postIngest, waitLoaded } from '@ingest/testkit';
+import { batchOf, postIngest, waitLoaded, waitUntil } from '@ingest/testkit';
 import { MODES, modeEnv, tenantId, type ModeEnv } from './helpers.ts';
 
 const CASES = MODES.flatMap((mode) => (['SIGKILL', 'SIGTERM'] as const).map((signal) => ({ mode, signal })));
@@ -51,10 +51,8 @@ describe.each(CASES)('sink writer stopped by $signal under load ($mode log)', ({
       }
     };
     const load = Promise.all([0, 1, 2, 3].map(() => producer()));
-    const until = async (cond: () => boolean) => {
-      const deadline = Date.now() + 120_000;
-      while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    };
+    // Throws at the bound, so a stalled pipeline fails here, naming what it waited for.
+    const until = (cond: () => boolean) => waitUntil('acknowledged entries', cond, 120_000, 10);
     await until(() => acked >= 2500);
     // SIGKILL: nothing gets to finish. SIGTERM: the sink drains (in-flight appends complete, the
     // loader commits) before exiting; either way no acknowledged entry may be missing.

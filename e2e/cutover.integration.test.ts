@@ -6,7 +6,7 @@ import { buildEdge } from '@ingest/edge';
 import { adminListener } from '@ingest/observability';
 import type { TelemetryStore } from '@ingest/storage';
 import { addTenantKey, setTenantRoute } from '@ingest/tenants';
-import { postIngest, startInProcessStack, startLegacyFixture, startNginx, type InProcessStack, type LegacyFixture, type NginxHandle } from '@ingest/testkit';
+import { postIngest, waitUntil, startInProcessStack, startLegacyFixture, startNginx, type InProcessStack, type LegacyFixture, type NginxHandle } from '@ingest/testkit';
 // ingestctl is not a dependency of the repo root; the CLI is driven in-process by its entry point.
 import { EXIT, runCli } from '@ingest/ingestctl';
 import { sharedStore, tenantId } from './helpers.ts';
@@ -290,11 +290,16 @@ describe('v2 cutover through a real nginx', () => {
       ['remove', t1],
     ];
     try {
+      // Between flips, wait for traffic rather than a clock: each flip then falls among answered requests.
+      const moreAnswers = (n: number) => {
+        const target = records.length + n;
+        return waitUntil(`${n} more answered requests`, () => records.length >= target);
+      };
       for (const [cmd, t] of flips) {
-        await sleep(200);
+        await moreAnswers(5);
         await flip(cmd, t);
       }
-      await sleep(200);
+      await moreAnswers(5);
     } finally {
       stop = true;
       await producers;
@@ -350,8 +355,7 @@ describe('an edge without LEGACY_URL (issue 14: one `cutover add` shed every oth
       const keys = { [x]: (await addTenantKey(stack.config.edge.tenantsFile, x)).apiKey, [y]: (await addTenantKey(stack.config.edge.tenantsFile, y)).apiKey };
       const send = async (t: string) => (await postIngest(loneUrl, keys[t] ?? '', batch(3))).status;
       // Until the edge has read the new keys it answers 401; no set file: it takes everyone live.
-      const deadline = Date.now() + 5000;
-      while ((await send(y)) !== 200 && Date.now() < deadline) await sleep(25);
+      await waitUntil('the lone edge to take the new key', async () => (await send(y)) === 200, 10_000, 25);
       expect(await send(y)).toBe(200);
 
       const dry = await run('cutover', 'add', x, '--dry-run', '--json');

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { createRateRedis } from '@ingest/edge';
 import type { TelemetryStore } from '@ingest/storage';
-import { batchOf, postIngest, startInProcessStack, startRedis, type InProcessStack } from '@ingest/testkit';
+import { batchOf, postIngest, startInProcessStack, startRedis, waitUntil, type InProcessStack } from '@ingest/testkit';
 import { sharedStore, tenantId } from './helpers.ts';
 
 const COMMAND_TIMEOUT_MS = 300;
@@ -70,13 +70,7 @@ describe('edge with a hung Redis', () => {
     }
 
     // Back to normal once Redis answers again (stale replies to timed-out commands are discarded).
-    const deadline = Date.now() + 10_000;
-    let status = 0;
-    while (Date.now() < deadline) {
-      status = (await post()).status;
-      if (status === 200) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(status).toBe(200);
+    await waitUntil('a 200 after Redis resumed', async () => (await post()).status === 200, 10_000, 100);
+    expect((await post()).status).toBe(200);
   });
 });
