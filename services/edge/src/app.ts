@@ -212,11 +212,14 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       done(ingestError('INGEST_ERR_UNSUPPORTED_MEDIA_TYPE', [String(req.headers['content-type'] ?? '(none)').slice(0, 64)]));
     });
 
-    scope.post('/v2/ingest', async (req, reply): Promise<IngestResult | FastifyReply> => {
+    /**
+     * Everything after the body is decoded, shared by every ingest route (the native format and
+     * the protocols producers already speak): rate accounting, the request's budget hold, the
+     * normalizer. `body.entries` are entries in the native shape, not yet validated.
+     */
+    const ingestParsed = async (req: FastifyRequest, reply: FastifyReply, body: ParsedBody): Promise<IngestResult | FastifyReply> => {
       const principal = req.principal;
       if (!principal) throw ingestError('INGEST_ERR_UNAUTHENTICATED');
-      const body = req.body as ParsedBody | undefined;
-      if (!body) throw ingestError('INGEST_ERR_UNSUPPORTED_MEDIA_TYPE', ['(none)']);
       const { tenant, limits } = principal;
       const n = body.entries.length;
 
@@ -260,6 +263,12 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
         metrics.inflightBytes.dec(body.bytes);
         metrics.inflightEntries.dec(n);
       }
+    };
+
+    scope.post('/v2/ingest', async (req, reply): Promise<IngestResult | FastifyReply> => {
+      const body = req.body as ParsedBody | undefined;
+      if (!body) throw ingestError('INGEST_ERR_UNSUPPORTED_MEDIA_TYPE', ['(none)']);
+      return ingestParsed(req, reply, body);
     });
   });
 
