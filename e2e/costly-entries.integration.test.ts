@@ -34,7 +34,8 @@ describe('costly and overflowing entries through the edge', () => {
     const labels: Record<string, string> = {};
     for (let i = 0; i < 300_000; i++) labels[`k${i}`] = 'v';
     const r = await postIngest(stack.edgeUrl, apiKey, [{ type: 'log', timestamp: Date.now(), data: { message: 'x' }, labels }]);
-    expect(r.status).toBe(200);
+    // Nothing of the batch was taken: 400, with the per-entry reason.
+    expect(r.status).toBe(400);
     expect(r.body.accepted).toBe(0);
     expect(r.body.rejected?.[0]).toMatchObject({ index: 0, code: 'INGEST_ERR_ENTRY_LABELS' });
     // The configured cap (NORMALIZER_MAX_LABELS), not the rules' built-in default.

@@ -42,6 +42,10 @@ export const ERROR_CATALOG = {
   INGEST_ERR_NOT_FOUND: { status: 404, retryable: false, scope: 'request', message: 'no route %s' },
   INGEST_ERR_INTERNAL: { status: 500, retryable: true, scope: 'request', message: 'internal error: %s' },
   INGEST_ERR_SQL_FAILED: { status: 400, retryable: false, scope: 'request', message: 'the statement failed: %s' },
+  INGEST_ERR_NO_VALID_ENTRIES: { status: 400, retryable: false, scope: 'request', message: 'no entry of the request was accepted (%s refused); each entry\'s reason is in "rejected"' },
+  INGEST_ERR_INVALID_PROTOBUF: { status: 400, retryable: false, scope: 'request', message: 'the body is not a valid %s protobuf message: %s' },
+  INGEST_ERR_INVALID_SNAPPY: { status: 400, retryable: false, scope: 'request', message: 'the body is not snappy block-compressed data (%s); Loki and remote-write protobuf bodies must be snappy-compressed' },
+  INGEST_ERR_SIGNAL_NOT_SUPPORTED: { status: 404, retryable: false, scope: 'request', message: 'OTLP %s are not accepted yet (not an entry type); send logs to /v1/logs and metrics to /v1/metrics' },
   INGEST_ERR_SQL_REFUSED: { status: 403, retryable: false, scope: 'request', message: 'ingestctl sql runs read-only statements only: %s' },
 
   INGEST_ERR_ENTRY_NOT_OBJECT: { status: 400, retryable: false, scope: 'entry', message: 'entry must be a JSON object' },
@@ -56,6 +60,7 @@ export const ERROR_CATALOG = {
   INGEST_ERR_ENTRY_VALUE: { status: 400, retryable: false, scope: 'entry', message: 'a metric value must be a finite number' },
   INGEST_ERR_ENTRY_ID: { status: 400, retryable: false, scope: 'entry', message: 'id must be a string of 1 to 128 printable characters' },
   INGEST_ERR_STORE_REFUSED: { status: 400, retryable: false, scope: 'entry', message: 'the analytics store refused the entry: %s' },
+  INGEST_ERR_ENTRY_UNDECODABLE: { status: 400, retryable: false, scope: 'entry', message: 'an item of a protocol body (a line, a record, a data point) could not be read as an entry' },
   INGEST_ERR_ENTRY_NAME: { status: 400, retryable: false, scope: 'entry', message: 'a metric name must match ^[a-zA-Z_:][a-zA-Z0-9_:.]*$' },
 
   // Requests Node's HTTP parser refuses before any route sees them (fastify clientErrorHandler).

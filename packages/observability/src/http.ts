@@ -56,10 +56,19 @@ export function toIngestError(err: unknown): IngestError {
   return ingestError('INGEST_ERR_INTERNAL', [e.message ?? 'unknown'], { cause: err });
 }
 
-export function sendError(reply: FastifyReply, err: IngestError): FastifyReply {
+/**
+ * Answers with the error's status, Retry-After and headers. `render` gives the body in another
+ * shape (a protocol's own error message: OTLP's google.rpc.Status, Influx's JSON error) instead of
+ * the ErrorBody; the code is counted the same either way.
+ */
+export function sendError(reply: FastifyReply, err: IngestError, render?: (err: IngestError) => { contentType: string; body: unknown }): FastifyReply {
   (reply as CodedReply)[ERROR_CODE] = err.code;
   if (err.retryAfterSeconds !== undefined) void reply.header('retry-after', String(err.retryAfterSeconds));
   for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
+  if (render) {
+    const r = render(err);
+    return reply.code(err.statusCode).type(r.contentType).send(r.body);
+  }
   const body: ErrorBody = err.toBody();
   return reply.code(err.statusCode).type('application/json').send(body);
 }

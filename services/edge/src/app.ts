@@ -5,9 +5,10 @@ import { HEADERS, IngestError, ROUTES, ingestError, type IngestResult, type Norm
 import type { EdgeConfig } from '@ingest/config';
 import { FairBudget, retryAfterSeconds, type Lease } from '@ingest/queue';
 import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, type LoggingOptions, sendError, traceHeaders } from '@ingest/observability';
-import { KeyIndex, bearerToken, type Principal } from './auth/key-index.ts';
+import { KeyIndex, credentialFor, type Principal } from './auth/key-index.ts';
 import { AuthFailureLimiter } from './auth/failure-limiter.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
+import { registerPing, registerProtocolRoutes } from './protocols/routes.ts';
 import { BodyMeter } from './body/body-meter.ts';
 import { HopClient, jsonKeepingInfinity } from '@ingest/internal-http';
 import { MemoryRateStore, type RateStore, type TakeResult } from './rate/rate-store.ts';
@@ -127,7 +128,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       if (closing) throw ingestError('INGEST_ERR_SHUTTING_DOWN', [], { retryAfterSeconds: 1 });
       const wait = authFailures.retryAfterSeconds(req.ip);
       if (wait > 0) throw ingestError('INGEST_ERR_TOO_MANY_AUTH_FAILURES', [wait], { retryAfterSeconds: wait });
-      const token = bearerToken(req.headers.authorization);
+      // Influx clients send the key their own ways, accepted only on their routes (by matched route).
+      const token = credentialFor(req.routeOptions.url, req.headers.authorization, req.query);
       if (!token) throw authFailed(req, 'INGEST_ERR_UNAUTHENTICATED');
       const p = keys.authenticate(token);
       if (!p) throw authFailed(req, 'INGEST_ERR_INVALID_API_KEY');
@@ -184,9 +186,11 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       req.lease?.release();
     });
 
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser(INGEST_CONTENT_TYPES, async (req: FastifyRequest, payload: NodeJS.ReadableStream): Promise<ParsedBody> => {
-      const format = formatOf(req.headers['content-type']) ?? 'json';
+    /**
+     * Reads a body whole (decompressed per `encoding`), charging the request's lease as it grows.
+     * Shared by the native parser below and the protocol routes' raw-bytes parser.
+     */
+    const readCharged = async (req: FastifyRequest, payload: NodeJS.ReadableStream, encoding: string | undefined): Promise<Buffer> => {
       const lease = req.lease;
       // Grows the lease ahead of what was read, a step at a time: one budget check per step,
       // never more than a step held beyond the bytes actually buffered.
@@ -196,7 +200,20 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
         if (!lease.tryResize(Math.max(want, total), 0).ok) throw edgeOverloaded();
       };
       try {
-        const raw = await readBody(payload as unknown as import('node:stream').Readable, req.headers['content-encoding'], cfg.bodyLimitBytes, charge);
+        return await readBody(payload as unknown as import('node:stream').Readable, encoding, cfg.bodyLimitBytes, charge);
+      } catch (e) {
+        // Failed or abandoned by the client: nothing of it is held any longer.
+        lease?.release();
+        throw e;
+      }
+    };
+
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser(INGEST_CONTENT_TYPES, async (req: FastifyRequest, payload: NodeJS.ReadableStream): Promise<ParsedBody> => {
+      const format = formatOf(req.headers['content-type']) ?? 'json';
+      const lease = req.lease;
+      const raw = await readCharged(req, payload, req.headers['content-encoding']);
+      try {
         const text = decodeUtf8(raw);
         const seen = { bigNumber: false };
         const entries = parseEntries(text, format, { maxBytes: cfg.bodyLimitBytes, maxEntries: cfg.maxEntriesPerRequest, maxDepth: cfg.maxNestingDepth }, seen);
@@ -217,7 +234,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
      * the protocols producers already speak): rate accounting, the request's budget hold, the
      * normalizer. `body.entries` are entries in the native shape, not yet validated.
      */
-    const ingestParsed = async (req: FastifyRequest, reply: FastifyReply, body: ParsedBody): Promise<IngestResult | FastifyReply> => {
+    const ingestParsed = async (req: FastifyRequest, body: ParsedBody): Promise<IngestResult> => {
       const principal = req.principal;
       if (!principal) throw ingestError('INGEST_ERR_UNAUTHENTICATED');
       const { tenant, limits } = principal;
@@ -227,20 +244,20 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       const entryRate = await takeOr503(rates, `e:${tenant}`, n, eps);
       if (!entryRate.ok) {
         discard(tenant, 'INGEST_ERR_TENANT_ENTRY_RATE', n);
-        return sendError(reply, rateLimited('INGEST_ERR_TENANT_ENTRY_RATE', tenant, eps, entryRate));
+        throw rateLimited('INGEST_ERR_TENANT_ENTRY_RATE', tenant, eps, entryRate);
       }
       const bps = limits.bytesPerSecond ?? cfg.defaultBytesPerSecond;
       const byteRate = await takeOr503(rates, `b:${tenant}`, body.bytes, bps);
       if (!byteRate.ok) {
         discard(tenant, 'INGEST_ERR_TENANT_BYTE_RATE', n);
-        return sendError(reply, rateLimited('INGEST_ERR_TENANT_BYTE_RATE', tenant, bps, byteRate));
+        throw rateLimited('INGEST_ERR_TENANT_BYTE_RATE', tenant, bps, byteRate);
       }
 
       // The read lease becomes the request's hold: exactly the decompressed size, plus its entries.
       const lease = req.lease;
       if (!lease?.tryResize(body.bytes, n).ok) {
         discard(tenant, 'INGEST_ERR_EDGE_OVERLOADED', n);
-        return sendError(reply, edgeOverloaded());
+        throw edgeOverloaded();
       }
       metrics.inflightBytes.inc(body.bytes);
       metrics.inflightEntries.inc(n);
@@ -268,9 +285,24 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     scope.post('/v2/ingest', async (req, reply): Promise<IngestResult | FastifyReply> => {
       const body = req.body as ParsedBody | undefined;
       if (!body) throw ingestError('INGEST_ERR_UNSUPPORTED_MEDIA_TYPE', ['(none)']);
-      return ingestParsed(req, reply, body);
+      const result = await ingestParsed(req, body);
+      // Nothing taken is never a 2xx: a client that reads only the status must see it.
+      if (result.accepted === 0) return sendNoneAccepted(reply, result);
+      return result;
+    });
+
+    await registerProtocolRoutes(scope, {
+      ingestParsed,
+      readCharged,
+      discard,
+      bodyLimitBytes: cfg.bodyLimitBytes,
+      maxEntries: cfg.maxEntriesPerRequest,
+      maxDepth: cfg.maxNestingDepth,
     });
   });
+
+  // Influx clients check /ping before writing; it says nothing about any tenant, so it needs no key.
+  registerPing(app);
 
   // The drain has a deadline. Until it, requests in flight finish (new ones on open connections
   // get 503 SHUTTING_DOWN and the connection closed). At it, bodies still being read are cut with
@@ -317,6 +349,12 @@ const DRAIN_FLUSH_MS = 1000;
 
 /** How often (at most) Node checks the headers and request deadlines of open connections. */
 const CONNECTIONS_CHECK_MS = 1000;
+
+/** 400 INGEST_ERR_NO_VALID_ENTRIES with the per-entry reasons, in the shape of a 200's body plus the error. */
+export function sendNoneAccepted(reply: FastifyReply, result: IngestResult): FastifyReply {
+  const err = ingestError('INGEST_ERR_NO_VALID_ENTRIES', [result.rejected.length]);
+  return sendError(reply, err, (e) => ({ contentType: 'application/json', body: { ...e.toBody(), accepted: 0, rejected: result.rejected } }));
+}
 
 function edgeOverloaded(): IngestError {
   return ingestError('INGEST_ERR_EDGE_OVERLOADED', [1], { retryAfterSeconds: retryAfterSeconds(1) });

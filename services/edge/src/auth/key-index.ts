@@ -79,3 +79,29 @@ export function bearerToken(header: string | undefined): string | undefined {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
   return m?.[1];
 }
+
+/** The routes whose clients send the key another way than `Authorization: Bearer` (Influx's). */
+const INFLUX_V2_ROUTE = '/api/v2/write';
+const INFLUX_V1_ROUTE = '/write';
+
+/**
+ * The API key of a request, read the way the matched route's clients send it: Bearer everywhere;
+ * also `Authorization: Token <key>` on the Influx write routes, and on the Influx 1.x route Basic
+ * (the password is the key) or the `p` query parameter. Decided on the route the router matched
+ * (`route`), never on the URL as spelled, so no other route accepts these forms.
+ */
+export function credentialFor(route: string | undefined, authorization: string | undefined, query: unknown): string | undefined {
+  const bearer = bearerToken(authorization);
+  if (bearer !== undefined || (route !== INFLUX_V2_ROUTE && route !== INFLUX_V1_ROUTE)) return bearer;
+  const token = /^Token\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
+  if (token !== undefined || route !== INFLUX_V1_ROUTE) return token;
+  const basic = /^Basic\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
+  if (basic !== undefined) {
+    const decoded = Buffer.from(basic, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    const password = colon < 0 ? '' : decoded.slice(colon + 1);
+    return password === '' ? undefined : password;
+  }
+  const p = query !== null && typeof query === 'object' ? (query as Record<string, unknown>).p : undefined;
+  return typeof p === 'string' && p !== '' ? p : undefined;
+}

@@ -73,6 +73,12 @@ describe('parseEntries', () => {
     expect(parseEntries('{"a":1}\n\n{"a":2}\n', 'ndjson', limits)).toHaveLength(2);
   });
 
+  it('NDJSON sent as application/json is refused with a message naming the right content type', () => {
+    expect(() => parseEntries('{"a":1}\n{"a":2}\n', 'json', limits)).toThrow(/send it with Content-Type: application\/x-ndjson/);
+    // Plain broken JSON keeps the parser's own message.
+    expect(() => parseEntries('{"a":', 'json', limits)).toThrow(expect.objectContaining({ code: 'INGEST_ERR_INVALID_JSON', message: expect.not.stringContaining('x-ndjson') }));
+  });
+
   it('names the NDJSON line that is broken', async () => {
     let msg = '';
     try {

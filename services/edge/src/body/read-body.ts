@@ -162,7 +162,7 @@ export function exceedsDepth(text: string, maxDepth: number, seen?: { bigNumber:
   return false;
 }
 
-function parseJson(text: string): unknown {
+export function parseJson(text: string): unknown {
   try {
     return sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
   } catch (e) {
@@ -196,7 +196,15 @@ export function parseEntries(text: string, format: BodyFormat, limits: BodyLimit
       }
     }
   } else {
-    const v = parseJson(text);
+    let v: unknown;
+    try {
+      v = parseJson(text);
+    } catch (e) {
+      if (e instanceof IngestError && e.code === 'INGEST_ERR_INVALID_JSON' && looksLikeNdjson(text)) {
+        throw ingestError('INGEST_ERR_INVALID_JSON', ['the body is NDJSON (one JSON value per line) sent as application/json; send it with Content-Type: application/x-ndjson']);
+      }
+      throw e;
+    }
     if (Array.isArray(v)) entries = v;
     else if (v !== null && typeof v === 'object' && Array.isArray((v as { entries?: unknown }).entries)) entries = (v as { entries: unknown[] }).entries;
     else throw ingestError('INGEST_ERR_INVALID_BODY', [`got ${v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v}`]);
@@ -204,4 +212,17 @@ export function parseEntries(text: string, format: BodyFormat, limits: BodyLimit
   if (entries.length === 0) throw ingestError('INGEST_ERR_EMPTY_BATCH');
   if (entries.length > limits.maxEntries) throw ingestError('INGEST_ERR_TOO_MANY_ENTRIES', [limits.maxEntries]);
   return entries;
+}
+
+/** Whether a body that failed to parse as one JSON value is several, one per line (NDJSON). */
+function looksLikeNdjson(text: string): boolean {
+  const t = text.trim();
+  const nl = t.indexOf('\n');
+  if (nl < 0) return false;
+  try {
+    JSON.parse(t.slice(0, nl));
+    return true;
+  } catch {
+    return false;
+  }
 }

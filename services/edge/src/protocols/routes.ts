@@ -1,0 +1,133 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { IngestError, ingestError, type IngestResult } from '@ingest/contracts';
+import { sendError, toIngestError } from '@ingest/observability';
+import { decodeOtlpLogs, decodeOtlpMetrics, otlpEncoding, otlpStatus, otlpSuccess, type Decoded, type OtlpEncoding, type OtlpSignal } from '@ingest/protocols';
+import { exceedsDepth, parseJson, type ParsedBody } from '../body/read-body.ts';
+
+export interface ProtocolRouteDeps {
+  /** The shared tail of every ingest route: rates, budget hold, normalizer (app.ts). */
+  ingestParsed: (req: FastifyRequest, body: ParsedBody) => Promise<IngestResult>;
+  /** Reads a body whole through the request's budget lease, decompressing per `encoding`. */
+  readCharged: (req: FastifyRequest, payload: NodeJS.ReadableStream, encoding: string | undefined) => Promise<Buffer>;
+  discard: (tenant: string, code: string, n: number) => void;
+  bodyLimitBytes: number;
+  maxEntries: number;
+  maxDepth: number;
+}
+
+/** A protocol body as read: the bytes, and whether they are still snappy-compressed (undone by the decoder). */
+export interface RawBody {
+  bytes: Buffer;
+  snappy: boolean;
+}
+
+/** A decoded body's fate: entries taken, and each refused item (by its line or place) with its reason. */
+export interface Outcome {
+  accepted: number;
+  rejected: { item: number; code: string; message: string }[];
+  skipped: number;
+}
+
+const OTLP_ROUTES: Record<string, OtlpSignal | 'traces'> = { '/v1/logs': 'logs', '/v1/metrics': 'metrics', '/v1/traces': 'traces' };
+
+/**
+ * The protocols producers already speak, in their own plugin context inside the authenticated
+ * scope: the scope's hooks (key, request rate, budget admission, slow-body cut) run first, then a
+ * raw-bytes parser chosen by the route (not by the content type), then the route's decoder, then
+ * the same ingestParsed as /v2/ingest. Errors are answered in the protocol's own shape.
+ */
+export async function registerProtocolRoutes(scope: FastifyInstance, deps: ProtocolRouteDeps): Promise<void> {
+  await scope.register(async (p) => {
+    p.removeAllContentTypeParsers();
+    p.addContentTypeParser('*', async (req: FastifyRequest, payload: NodeJS.ReadableStream): Promise<RawBody> => {
+      const enc = String(req.headers['content-encoding'] ?? '').trim().toLowerCase();
+      // Snappy (remote write) is the block format, not a stream: the decoder undoes it, bounded by the body limit.
+      const snappy = enc === 'snappy';
+      const bytes = await deps.readCharged(req, payload, snappy ? undefined : enc === '' ? undefined : enc);
+      return { bytes, snappy };
+    });
+    p.setErrorHandler((err, req, reply) => sendError(reply, toIngestError(err), renderFor(req)));
+
+    const parseBoundedJson = (text: string): unknown => {
+      if (exceedsDepth(text, deps.maxDepth)) throw ingestError('INGEST_ERR_NESTING_TOO_DEEP', [deps.maxDepth]);
+      return parseJson(text);
+    };
+
+    const ingestDecoded = async (req: FastifyRequest, decoded: Decoded, bytes: number): Promise<Outcome> => {
+      const tenant = req.principal?.tenant ?? '-';
+      // Items that never became entries are counted here; the normalizer counts (and dead-letters) its own.
+      for (const r of decoded.refusals) deps.discard(tenant, r.code, 1);
+      const rejected: Outcome['rejected'] = decoded.refusals.map((r) => ({ item: r.item, code: r.code, message: r.message }));
+      let accepted = 0;
+      if (decoded.entries.length > 0) {
+        const result = await deps.ingestParsed(req, { entries: decoded.entries, bytes });
+        accepted = result.accepted;
+        for (const r of result.rejected) rejected.push({ item: decoded.origins[r.index] ?? r.index, code: r.code, message: r.message });
+      }
+      rejected.sort((a, b) => a.item - b.item);
+      return { accepted, rejected, skipped: decoded.skipped };
+    };
+
+    const otlp = (signal: OtlpSignal) => async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+      const encoding = otlpEncoding(req.headers['content-type']);
+      if (encoding === undefined) throw unsupportedType(req, 'application/x-protobuf or application/json');
+      const body = rawOf(req);
+      const opts = { now: Date.now(), maxEntries: deps.maxEntries, parseJson: parseBoundedJson };
+      const decoded = signal === 'logs' ? decodeOtlpLogs(body.bytes, encoding, opts) : decodeOtlpMetrics(body.bytes, encoding, opts);
+      const outcome = await ingestDecoded(req, decoded, body.bytes.byteLength);
+      if (outcome.accepted === 0) throw noneAccepted(outcome);
+      const r = otlpSuccess(signal, encoding, outcome.rejected.length, summary(outcome.rejected, signal === 'logs' ? 'log record' : 'data point'));
+      return reply.code(200).type(r.contentType).send(r.body);
+    };
+    p.post('/v1/logs', otlp('logs'));
+    p.post('/v1/metrics', otlp('metrics'));
+    p.post('/v1/traces', async () => {
+      throw ingestError('INGEST_ERR_SIGNAL_NOT_SUPPORTED', ['traces']);
+    });
+  });
+}
+
+/** GET/HEAD /ping as InfluxDB answers it: 204 with its version header. */
+export function registerPing(app: FastifyInstance): void {
+  const ping = async (_req: FastifyRequest, reply: FastifyReply) => reply.code(204).header('x-influxdb-version', INFLUX_VERSION).header('x-influxdb-build', 'OSS').send();
+  app.get('/ping', ping);
+  // fastify answers HEAD for a GET route by itself (exposeHeadRoutes), headers included.
+}
+
+/** The InfluxDB version the write API is compatible with, as /ping reports it. */
+const INFLUX_VERSION = '2.7.0';
+
+function rawOf(req: FastifyRequest): RawBody {
+  const b = req.body as RawBody | undefined;
+  return b ?? { bytes: Buffer.alloc(0), snappy: false };
+}
+
+function unsupportedType(req: FastifyRequest, expected: string): IngestError {
+  const got = String(req.headers['content-type'] ?? '(none)').slice(0, 64);
+  return new IngestError('INGEST_ERR_UNSUPPORTED_MEDIA_TYPE', `content type ${got} is not accepted on ${req.routeOptions.url ?? 'this route'}; send ${expected}`);
+}
+
+/** The first few reasons, for messages that have room for one line (OTLP's error_message, Influx's message). */
+export function summary(rejected: Outcome['rejected'], itemName: string): string {
+  const shown = rejected.slice(0, 3).map((r) => `${itemName} ${r.item}: ${r.code}: ${r.message}`);
+  const more = rejected.length > shown.length ? `; and ${rejected.length - shown.length} more` : '';
+  return `${rejected.length} refused: ${shown.join('; ')}${more}`;
+}
+
+/** Nothing of the request was taken: never a 2xx. */
+function noneAccepted(outcome: Outcome): IngestError {
+  if (outcome.rejected.length === 0) return ingestError('INGEST_ERR_EMPTY_BATCH');
+  const base = ingestError('INGEST_ERR_NO_VALID_ENTRIES', [outcome.rejected.length]);
+  return new IngestError('INGEST_ERR_NO_VALID_ENTRIES', `${base.message}: ${summary(outcome.rejected, 'item').slice(0, 1000)}`);
+}
+
+/** Each protocol's error shape, by the route the router matched. */
+function renderFor(req: FastifyRequest): ((err: IngestError) => { contentType: string; body: unknown }) | undefined {
+  const route = req.routeOptions.url ?? '';
+  if (OTLP_ROUTES[route] !== undefined) {
+    // The spec: the answer in the request's encoding (JSON for anything that is not protobuf).
+    const encoding: OtlpEncoding = otlpEncoding(req.headers['content-type']) ?? 'json';
+    return (err) => otlpStatus(encoding, err.statusCode, err.code, err.message);
+  }
+  return undefined;
+}
