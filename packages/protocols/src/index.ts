@@ -7,3 +7,4 @@ export { decodeOtlpLogs, severityLevel } from './otlp/logs.ts';
 export { decodeOtlpMetrics, ucumUnit } from './otlp/metrics.ts';
 export { otlpStatus, otlpSuccess } from './otlp/response.ts';
 export type { OtlpSignal } from './otlp/response.ts';
+export { epochToMs, plainLogsToEntries } from './plain-json/logs.ts';

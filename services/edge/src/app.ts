@@ -4,11 +4,11 @@ import type { Redis } from 'ioredis';
 import { HEADERS, IngestError, ROUTES, ingestError, type IngestResult, type NormalizeRequest } from '@ingest/contracts';
 import type { EdgeConfig } from '@ingest/config';
 import { FairBudget, retryAfterSeconds, type Lease } from '@ingest/queue';
-import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, type LoggingOptions, sendError, traceHeaders } from '@ingest/observability';
+import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, type LoggingOptions, traceHeaders } from '@ingest/observability';
 import { KeyIndex, credentialFor, type Principal } from './auth/key-index.ts';
 import { AuthFailureLimiter } from './auth/failure-limiter.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
-import { registerPing, registerProtocolRoutes } from './protocols/routes.ts';
+import { registerPing, registerProtocolRoutes, sendNoneAccepted } from './protocols/routes.ts';
 import { BodyMeter } from './body/body-meter.ts';
 import { HopClient, jsonKeepingInfinity } from '@ingest/internal-http';
 import { MemoryRateStore, type RateStore, type TakeResult } from './rate/rate-store.ts';
@@ -349,12 +349,6 @@ const DRAIN_FLUSH_MS = 1000;
 
 /** How often (at most) Node checks the headers and request deadlines of open connections. */
 const CONNECTIONS_CHECK_MS = 1000;
-
-/** 400 INGEST_ERR_NO_VALID_ENTRIES with the per-entry reasons, in the shape of a 200's body plus the error. */
-export function sendNoneAccepted(reply: FastifyReply, result: IngestResult): FastifyReply {
-  const err = ingestError('INGEST_ERR_NO_VALID_ENTRIES', [result.rejected.length]);
-  return sendError(reply, err, (e) => ({ contentType: 'application/json', body: { ...e.toBody(), accepted: 0, rejected: result.rejected } }));
-}
 
 function edgeOverloaded(): IngestError {
   return ingestError('INGEST_ERR_EDGE_OVERLOADED', [1], { retryAfterSeconds: retryAfterSeconds(1) });

@@ -1,6 +1,6 @@
-import { ingestError, type WireEntry } from '@ingest/contracts';
+import type { WireEntry } from '@ingest/contracts';
 import { LabelSet } from '../labels.ts';
-import { DEFAULT_LABEL_LIMITS, type Decoded, type DecodeOptions } from '../types.ts';
+import { DEFAULT_LABEL_LIMITS, type DecodeOptions } from '../types.ts';
 import { attributeText, list, obj, str, type Obj } from './decode.ts';
 
 export const SERVICE_NAME = 'service.name';
@@ -28,13 +28,6 @@ export function labelsOf(ctx: ResourceContext, own: readonly Obj[], opts: Decode
   for (const kv of ctx.attributes) set.add(str(kv, 'key'), attributeText(obj(kv, 'value')));
   for (const kv of own) set.add(str(kv, 'key'), attributeText(obj(kv, 'value')));
   return set;
-}
-
-/** Adds an entry, refusing the body whole past maxEntries (as /v2/ingest does). */
-export function push(out: Decoded, entry: WireEntry, origin: number, opts: DecodeOptions): void {
-  if (out.entries.length >= opts.maxEntries) throw ingestError('INGEST_ERR_TOO_MANY_ENTRIES', [opts.maxEntries]);
-  out.entries.push(entry);
-  out.origins.push(origin);
 }
 
 export function withLabels(entry: WireEntry, set: LabelSet): WireEntry {

@@ -1,6 +1,7 @@
 import type { WireEntry } from '@ingest/contracts';
 import { emptyDecoded, type Decoded, type DecodeOptions } from '../types.ts';
-import { labelsOf, push, resourceContext, withLabels } from './common.ts';
+import { push } from '../push.ts';
+import { labelsOf, resourceContext, withLabels } from './common.ts';
 import { anyValue, decodeOtlp, hex, list, nanosToMs, obj, OTLP_TYPES, str, type Obj, type OtlpEncoding } from './decode.ts';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;

@@ -1,7 +1,8 @@
 import type { WireEntry } from '@ingest/contracts';
 import { metricName } from '../labels.ts';
 import { emptyDecoded, type Decoded, type DecodeOptions } from '../types.ts';
-import { labelsOf, push, resourceContext, withLabels, type ResourceContext } from './common.ts';
+import { push } from '../push.ts';
+import { labelsOf, resourceContext, withLabels, type ResourceContext } from './common.ts';
 import { decodeOtlp, list, nanosToMs, obj, OTLP_TYPES, str, type Obj, type OtlpEncoding } from './decode.ts';
 
 /**

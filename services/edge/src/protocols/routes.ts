@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { IngestError, ingestError, type IngestResult } from '@ingest/contracts';
 import { sendError, toIngestError } from '@ingest/observability';
-import { decodeOtlpLogs, decodeOtlpMetrics, otlpEncoding, otlpStatus, otlpSuccess, type Decoded, type OtlpEncoding, type OtlpSignal } from '@ingest/protocols';
-import { exceedsDepth, parseJson, type ParsedBody } from '../body/read-body.ts';
+import { decodeOtlpLogs, decodeOtlpMetrics, otlpEncoding, otlpStatus, otlpSuccess, plainLogsToEntries, type Decoded, type OtlpEncoding, type OtlpSignal } from '@ingest/protocols';
+import { decodeUtf8, exceedsDepth, parseEntries, parseJson, type ParsedBody } from '../body/read-body.ts';
 
 export interface ProtocolRouteDeps {
   /** The shared tail of every ingest route: rates, budget hold, normalizer (app.ts). */
@@ -84,6 +84,20 @@ export async function registerProtocolRoutes(scope: FastifyInstance, deps: Proto
     p.post('/v1/traces', async () => {
       throw ingestError('INGEST_ERR_SIGNAL_NOT_SUPPORTED', ['traces']);
     });
+
+    // Plain JSON log objects (Vector's and Fluent Bit's http outputs): a JSON array or NDJSON,
+    // whatever the content type says, answered like /v2/ingest.
+    p.post('/v2/logs', async (req, reply): Promise<IngestResult | FastifyReply> => {
+      const body = rawOf(req);
+      const text = decodeUtf8(body.bytes);
+      const limits = { maxBytes: deps.bodyLimitBytes, maxEntries: deps.maxEntries, maxDepth: deps.maxDepth };
+      const values = text.trimStart().startsWith('[') ? parseEntries(text, 'json', limits) : ndjsonOrOneObject(text, limits);
+      const decoded = plainLogsToEntries(values, { now: Date.now(), maxEntries: deps.maxEntries });
+      const outcome = await ingestDecoded(req, decoded, body.bytes.byteLength);
+      const result: IngestResult = { accepted: outcome.accepted, rejected: outcome.rejected.map((r) => ({ index: r.item, code: r.code, message: r.message })) };
+      if (result.accepted === 0) return sendNoneAccepted(reply, result);
+      return result;
+    });
   });
 }
 
@@ -112,6 +126,27 @@ export function summary(rejected: Outcome['rejected'], itemName: string): string
   const shown = rejected.slice(0, 3).map((r) => `${itemName} ${r.item}: ${r.code}: ${r.message}`);
   const more = rejected.length > shown.length ? `; and ${rejected.length - shown.length} more` : '';
   return `${rejected.length} refused: ${shown.join('; ')}${more}`;
+}
+
+/** 400 INGEST_ERR_NO_VALID_ENTRIES with the per-entry reasons, in the shape of a 200's body plus the error. */
+export function sendNoneAccepted(reply: FastifyReply, result: IngestResult): FastifyReply {
+  const err = ingestError('INGEST_ERR_NO_VALID_ENTRIES', [result.rejected.length]);
+  return sendError(reply, err, (e) => ({ contentType: 'application/json', body: { ...e.toBody(), accepted: 0, rejected: result.rejected } }));
+}
+
+/** NDJSON, or one (possibly pretty-printed) object. */
+function ndjsonOrOneObject(text: string, limits: { maxBytes: number; maxEntries: number; maxDepth: number }): unknown[] {
+  try {
+    return parseEntries(text, 'ndjson', limits);
+  } catch (e) {
+    if (!(e instanceof IngestError) || e.code !== 'INGEST_ERR_INVALID_JSON' || !text.trimStart().startsWith('{')) throw e;
+    if (exceedsDepth(text, limits.maxDepth)) throw ingestError('INGEST_ERR_NESTING_TOO_DEEP', [limits.maxDepth]);
+    try {
+      return [parseJson(text)];
+    } catch {
+      throw e;
+    }
+  }
 }
 
 /** Nothing of the request was taken: never a 2xx. */
