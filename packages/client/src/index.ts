@@ -9,6 +9,6 @@ export { Wal } from './wal/wal.ts';
 export type { FsyncPolicy, RecoveryReport, WalOptions } from './wal/wal.ts';
 export { buildAgent } from './agent/server.ts';
 export type { AgentOptions } from './agent/server.ts';
-export { parseLineProtocol, linesToEntries } from './agent/line-protocol.ts';
-export type { LinePoint, LineProtocolError, Precision } from './agent/line-protocol.ts';
+export { parseLineProtocol, linesToEntries } from '@ingest/protocols';
+export type { LinePoint, LineProtocolError, Precision } from '@ingest/protocols';
 export { checkRecord } from './wal/format.ts';

@@ -8,3 +8,6 @@ export { decodeOtlpMetrics, ucumUnit } from './otlp/metrics.ts';
 export { otlpStatus, otlpSuccess } from './otlp/response.ts';
 export type { OtlpSignal } from './otlp/response.ts';
 export { epochToMs, plainLogsToEntries } from './plain-json/logs.ts';
+export { fieldMetricName, linesToEntries, parseLineProtocol, parsePrecision } from './influx/line-protocol.ts';
+export type { FieldValue, LineEntries, LinePoint, LineProtocolError, Precision } from './influx/line-protocol.ts';
+export { decodeLineProtocol, INFLUX_DEFAULT_APP } from './influx/decode.ts';

@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { EntryRejection } from '@ingest/contracts';
 import type { EntryInput, IngestClient } from '../client.ts';
 import { IngestClientError } from '../errors.ts';
-import { linesToEntries, parseLineProtocol, parsePrecision } from './line-protocol.ts';
+import { linesToEntries, parseLineProtocol, parsePrecision } from '@ingest/protocols';
 
 const gunzipAsync = promisify(gunzip);
 const inflateAsync = promisify(inflate);

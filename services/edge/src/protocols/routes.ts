@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { IngestError, ingestError, type IngestResult } from '@ingest/contracts';
 import { sendError, toIngestError } from '@ingest/observability';
-import { decodeOtlpLogs, decodeOtlpMetrics, otlpEncoding, otlpStatus, otlpSuccess, plainLogsToEntries, type Decoded, type OtlpEncoding, type OtlpSignal } from '@ingest/protocols';
+import { decodeLineProtocol, decodeOtlpLogs, decodeOtlpMetrics, otlpEncoding, otlpStatus, otlpSuccess, plainLogsToEntries, type Decoded, type OtlpEncoding, type OtlpSignal } from '@ingest/protocols';
 import { decodeUtf8, exceedsDepth, parseEntries, parseJson, type ParsedBody } from '../body/read-body.ts';
 
 export interface ProtocolRouteDeps {
@@ -85,6 +85,29 @@ export async function registerProtocolRoutes(scope: FastifyInstance, deps: Proto
       throw ingestError('INGEST_ERR_SIGNAL_NOT_SUPPORTED', ['traces']);
     });
 
+    // Influx line protocol, 2.x and 1.x write APIs. Influx's semantics: the valid lines are
+    // written; a 400 names the first refused line (Telegraf does not resend a 400, so nothing
+    // written is duplicated); 204 only when every line was taken.
+    const influx = (version: 1 | 2) => async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+      const q = (req.query ?? {}) as Record<string, unknown>;
+      const param = (k: string) => (typeof q[k] === 'string' ? (q[k] as string) : undefined);
+      const body = rawOf(req);
+      const decoded = decodeLineProtocol(body.bytes, { precision: param('precision'), app: version === 2 ? param('bucket') : param('db') }, { now: Date.now(), maxEntries: deps.maxEntries });
+      const outcome = await ingestDecoded(req, decoded, body.bytes.byteLength);
+      if (outcome.rejected.length === 0 && outcome.accepted > 0) return reply.code(204).send();
+      if (outcome.accepted === 0) {
+        const err = noneAccepted(outcome);
+        return sendError(reply, err, () => ({ contentType: 'application/json', body: influxError(err, outcome.rejected[0]?.item) }));
+      }
+      const first = outcome.rejected[0]!;
+      return reply
+        .code(400)
+        .type('application/json')
+        .send({ code: 'invalid', message: `partial write: ${outcome.accepted} points written, ${summary(outcome.rejected, 'line')}`, line: first.item });
+    };
+    p.post('/api/v2/write', influx(2));
+    p.post('/write', influx(1));
+
     // Plain JSON log objects (Vector's and Fluent Bit's http outputs): a JSON array or NDJSON,
     // whatever the content type says, answered like /v2/ingest.
     p.post('/v2/logs', async (req, reply): Promise<IngestResult | FastifyReply> => {
@@ -164,5 +187,14 @@ function renderFor(req: FastifyRequest): ((err: IngestError) => { contentType: s
     const encoding: OtlpEncoding = otlpEncoding(req.headers['content-type']) ?? 'json';
     return (err) => otlpStatus(encoding, err.statusCode, err.code, err.message);
   }
+  if (route === '/api/v2/write' || route === '/write') return (err) => ({ contentType: 'application/json', body: influxError(err) });
   return undefined;
+}
+
+/** Influx's error codes by HTTP status (its `code` field), which its clients print. */
+const INFLUX_CODES: Record<number, string> = { 400: 'invalid', 401: 'unauthorized', 404: 'not found', 408: 'invalid', 413: 'request too large', 415: 'invalid', 429: 'too many requests', 503: 'unavailable' };
+
+/** Influx's error body, with the INGEST_ERR_ code leading the message (and the first refused line, when there is one). */
+function influxError(err: IngestError, line?: number): Record<string, unknown> {
+  return { code: INFLUX_CODES[err.statusCode] ?? 'internal error', message: `${err.code}: ${err.message}`, ...(line !== undefined ? { line } : {}) };
 }

@@ -9,11 +9,14 @@
  * literal backslash. Lines starting with `#` are comments.
  */
 import { createHash } from 'node:crypto';
-import type { EntryInput } from '../client.ts';
+import type { WireEntry } from '@ingest/contracts';
+import { LabelSet, metricName } from '../labels.ts';
+import { DEFAULT_LABEL_LIMITS, type LabelLimits, type Refusal } from '../types.ts';
 
 export type Precision = 'ns' | 'us' | 'ms' | 's' | 'm' | 'h';
 
-export type FieldValue = number | boolean | string;
+/** Integers (`i`, `u`) are bigint so every digit survives; floats are numbers. */
+export type FieldValue = number | bigint | boolean | string;
 
 export interface LinePoint {
   measurement: string;
@@ -181,7 +184,13 @@ function readFieldValue(c: Cursor, key: string): FieldValue {
     throw new Error(`string field "${clip(key)}" is not closed`);
   }
   const raw = readToken(c, ', ', '');
-  if (/^-?\d+i$/.test(raw) || /^\d+u$/.test(raw)) return Number(raw.slice(0, -1));
+  if (/^-?\d+i$/.test(raw) || /^\d+u$/.test(raw)) {
+    const n = BigInt(raw.slice(0, -1));
+    // Influx's own ranges: int64 for `i`, uint64 for `u`.
+    const ok = raw.endsWith('u') ? n <= 18_446_744_073_709_551_615n : n >= -9_223_372_036_854_775_808n && n <= 9_223_372_036_854_775_807n;
+    if (!ok) throw new Error(`field "${clip(key)}" is out of range for ${raw.endsWith('u') ? 'an unsigned' : 'a signed'} 64-bit integer`);
+    return n;
+  }
   if (/^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(raw)) {
     const n = Number(raw);
     if (!Number.isFinite(n)) throw new Error(`field "${clip(key)}" is out of range`);
@@ -196,58 +205,66 @@ function clip(s: string): string {
   return s.length > 64 ? `${s.slice(0, 64)}…` : s;
 }
 
-/** A metric name the normalizer accepts (^[a-zA-Z_:][a-zA-Z0-9_:.]*$); other characters become _. */
-export function metricName(measurement: string, field: string): string {
-  const raw = field === 'value' ? measurement : `${measurement}.${field}`;
-  const s = raw.replace(/[^a-zA-Z0-9_:.]/g, '_');
-  return /^[a-zA-Z_:]/.test(s) ? s : `_${s}`;
+/** The metric of a field: `measurement.field`, or just `measurement` for a field called `value`. */
+export function fieldMetricName(measurement: string, field: string): string {
+  return metricName(field === 'value' ? measurement : `${measurement}.${field}`);
 }
 
-/** A label key the normalizer accepts (^[a-zA-Z_][a-zA-Z0-9_.-]*$). */
-export function labelKey(tag: string): string {
-  const s = tag.replace(/[^a-zA-Z0-9_.-]/g, '_');
-  return /^[a-zA-Z_]/.test(s) ? s : `_${s}`;
+export interface LineEntries {
+  entries: WireEntry[];
+  /** origins[i] is the 1-based line entries[i] came from. */
+  origins: number[];
+  /** Lines of which no field could be stored (only string fields). */
+  refusals: Refusal[];
+  /** String fields left out of lines that had a numeric field too. */
+  skippedFields: number;
 }
 
 /**
  * One metric entry per numeric or boolean field (true = 1): name `measurement.field`, or just
- * `measurement` for a field called `value`; tags become labels. String fields carry no value and
- * are skipped (counted). A point with a timestamp gets a deterministic id from (app, name, labels,
- * time), so a batch Telegraf resends after a timeout is deduplicated — the same identity Influx
- * itself gives a point.
+ * `measurement` for a field called `value`; tags become labels (within the limits; the rest in
+ * data.attributes). An integer keeps every digit: the value column is a double, so one beyond 2^53
+ * also carries its exact decimal digits in `data.value_exact`. String fields carry no value: they
+ * are skipped beside numeric fields (counted), and a line with only string fields is refused.
+ * A point with a timestamp gets a deterministic id from (app, name, labels, time), so a batch
+ * Telegraf resends after a timeout is deduplicated — the same identity Influx gives a point.
  */
-export function linesToEntries(points: readonly LinePoint[], opts: { app: string; source?: string; now?: number }): { entries: EntryInput[]; skippedFields: number } {
+export function linesToEntries(points: readonly LinePoint[], opts: { app: string; source?: string; now?: number; labelLimits?: LabelLimits }): LineEntries {
   const now = opts.now ?? Date.now();
-  const entries: EntryInput[] = [];
-  let skippedFields = 0;
+  const out: LineEntries = { entries: [], origins: [], refusals: [], skippedFields: 0 };
   for (const p of points) {
-    const labels: Record<string, string> = {};
-    for (const [k, v] of Object.entries(p.tags)) labels[labelKey(k)] = v;
+    const set = new LabelSet(opts.labelLimits ?? DEFAULT_LABEL_LIMITS);
+    for (const [k, v] of Object.entries(p.tags)) set.add(k, v);
+    const labels = set.labels;
     const labelKeyStr = JSON.stringify(
       Object.keys(labels)
         .sort()
         .map((k) => [k, labels[k]]),
     );
+    let numeric = 0;
+    let strings = 0;
     for (const [field, v] of Object.entries(p.fields)) {
       if (typeof v === 'string') {
-        skippedFields++;
+        strings++;
         continue;
       }
-      const name = metricName(p.measurement, field);
-      const value = typeof v === 'boolean' ? (v ? 1 : 0) : v;
-      const e: EntryInput = {
-        type: 'metric',
-        timestamp: p.timestampMs ?? now,
-        app: opts.app,
-        data: { name, value },
-        ...(Object.keys(labels).length > 0 ? { labels } : {}),
-        ...(opts.source ? { source: opts.source } : {}),
-      };
+      numeric++;
+      const name = fieldMetricName(p.measurement, field);
+      const data: Record<string, unknown> = { name, value: typeof v === 'boolean' ? (v ? 1 : 0) : Number(v) };
+      if (typeof v === 'bigint' && !Number.isSafeInteger(Number(v))) data.value_exact = v.toString();
+      if (set.hasOverflow) data.attributes = set.overflow;
+      const e: WireEntry = { type: 'metric', timestamp: p.timestampMs ?? now, app: opts.app, data };
+      if (!set.empty) e.labels = labels;
+      if (opts.source) e.source = opts.source;
       if (p.timestampNs !== undefined) {
         e.id = `lp-${createHash('sha256').update(`${opts.app}\n${name}\n${labelKeyStr}\n${p.timestampNs}`).digest('hex').slice(0, 32)}`;
       }
-      entries.push(e);
+      out.entries.push(e);
+      out.origins.push(p.line);
     }
+    if (numeric === 0) {
+      out.refusals.push({ item: p.line, code: 'INGEST_ERR_ENTRY_VALUE', message: `${p.measurement} has only string fields; a metric needs a numeric or boolean field` });
+    } else out.skippedFields += strings;
   }
-  return { entries, skippedFields };
+  return out;
 }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { labelKey, linesToEntries, metricName, parseLineProtocol, parsePrecision } from './line-protocol.ts';
+import { labelKey } from '../labels.ts';
+import { decodeLineProtocol } from './decode.ts';
+import { fieldMetricName, linesToEntries, parseLineProtocol, parsePrecision } from './line-protocol.ts';
 
 describe('parseLineProtocol', () => {
   it('parses what Telegraf sends: tags, float/int/uint/bool/string fields, ns timestamps', () => {
@@ -13,7 +15,7 @@ describe('parseLineProtocol', () => {
     expect(errors).toEqual([]);
     expect(points).toHaveLength(2);
     expect(points[0]).toMatchObject({ measurement: 'cpu', tags: { cpu: 'cpu0', host: 'web-1' }, fields: { usage_idle: 97.5, usage_user: 2.25 }, timestampMs: 1_700_000_000_123 });
-    expect(points[1]).toMatchObject({ fields: { used: 123456, free: 42, ok: true, state: 'running fine' }, timestampMs: 1_700_000_000_000 });
+    expect(points[1]).toMatchObject({ fields: { used: 123456n, free: 42n, ok: true, state: 'running fine' }, timestampMs: 1_700_000_000_000 });
   });
 
   it('applies escapes in measurement, tags, field keys and string values', () => {
@@ -51,8 +53,9 @@ describe('parseLineProtocol', () => {
 describe('linesToEntries', () => {
   it('makes one metric per numeric field named measurement.field (just measurement for "value"), tags as labels', () => {
     const { points } = parseLineProtocol('cpu,host=a usage=1.5,value=7i,up=true,note="x" 1700000000000000000', 'ns');
-    const { entries, skippedFields } = linesToEntries(points, { app: 'telegraf' });
+    const { entries, skippedFields, refusals } = linesToEntries(points, { app: 'telegraf' });
     expect(skippedFields).toBe(1);
+    expect(refusals).toEqual([]);
     expect(entries.map((e) => e.data)).toEqual([
       { name: 'cpu.usage', value: 1.5 },
       { name: 'cpu', value: 7 },
@@ -75,9 +78,51 @@ describe('linesToEntries', () => {
   });
 
   it('rewrites names and label keys into what the normalizer accepts', () => {
-    expect(metricName('net-if', 'bytes/recv')).toBe('net_if.bytes_recv');
-    expect(metricName('9p', 'value')).toBe('_9p');
+    expect(fieldMetricName('net-if', 'bytes/recv')).toBe('net_if.bytes_recv');
+    expect(fieldMetricName('9p', 'value')).toBe('_9p');
     expect(labelKey('host name')).toBe('host_name');
     expect(labelKey('1st')).toBe('_1st');
+  });
+});
+
+describe('integers keep every digit', () => {
+  it('parses i and u fields as bigint and refuses values outside int64 / uint64', () => {
+    const { points, errors } = parseLineProtocol('m a=9223372036854775807i,b=18446744073709551615u,c=-9223372036854775808i\nm a=9223372036854775808i\nm b=18446744073709551616u', 'ns');
+    expect(points[0]!.fields).toEqual({ a: 9223372036854775807n, b: 18446744073709551615n, c: -9223372036854775808n });
+    expect(errors.map((e) => e.line)).toEqual([2, 3]);
+  });
+
+  it('carries the exact digits of an integer beyond 2^53 in data.value_exact beside the double value', () => {
+    const { entries } = linesToEntries(parseLineProtocol('m big=9007199254740993i,small=42i,u=18446744073709551615u 1700000000000000000', 'ns').points, { app: 't' });
+    expect(entries.map((e) => e.data)).toEqual([
+      { name: 'm.big', value: 9007199254740992, value_exact: '9007199254740993' },
+      { name: 'm.small', value: 42 },
+      { name: 'm.u', value: 18446744073709551615, value_exact: '18446744073709551615' },
+    ]);
+  });
+});
+
+describe('decodeLineProtocol (the edge\'s /write and /api/v2/write)', () => {
+  const opts = { now: 1_700_000_000_000, maxEntries: 10 };
+
+  it('refuses a line with only string fields and a line that does not parse, by line number, and keeps the rest', () => {
+    const body = Buffer.from('cpu v=1 1700000000\nlog msg="only text" 1700000000\nbroken\nmem used=5i 1700000000');
+    const out = decodeLineProtocol(body, { precision: 's', app: 'telegraf-bucket' }, opts);
+    expect(out.entries.map((e) => [e.data.name, e.app, e.source])).toEqual([
+      ['cpu.v', 'telegraf-bucket', 'influx'],
+      ['mem.used', 'telegraf-bucket', 'influx'],
+    ]);
+    expect(out.origins).toEqual([1, 4]);
+    expect(out.refusals.map((r) => [r.item, r.code])).toEqual([
+      [2, 'INGEST_ERR_ENTRY_VALUE'],
+      [3, 'INGEST_ERR_ENTRY_UNDECODABLE'],
+    ]);
+  });
+
+  it('refuses an unknown precision and a body over maxEntries whole', () => {
+    expect(() => decodeLineProtocol(Buffer.from('m v=1'), { precision: 'weeks' }, opts)).toThrow(expect.objectContaining({ code: 'INGEST_ERR_INVALID_PARAMETER' }));
+    const many = Array.from({ length: 11 }, (_, i) => `m v=${i}`).join('\n');
+    expect(() => decodeLineProtocol(Buffer.from(many), {}, opts)).toThrow(expect.objectContaining({ code: 'INGEST_ERR_TOO_MANY_ENTRIES' }));
+    expect(() => decodeLineProtocol(Buffer.from('m a=1,b=2,c=3,d=4\nm a=1,b=2,c=3,d=4\nm a=1,b=2,c=3,d=4'), {}, opts)).toThrow(expect.objectContaining({ code: 'INGEST_ERR_TOO_MANY_ENTRIES' }));
   });
 });
