@@ -45,6 +45,7 @@ export const ERROR_CATALOG = {
   INGEST_ERR_NO_VALID_ENTRIES: { status: 400, retryable: false, scope: 'request', message: 'no entry of the request was accepted (%s refused); each entry\'s reason is in "rejected"' },
   INGEST_ERR_INVALID_PROTOBUF: { status: 400, retryable: false, scope: 'request', message: 'the body is not a valid %s protobuf message: %s' },
   INGEST_ERR_INVALID_SNAPPY: { status: 400, retryable: false, scope: 'request', message: 'the body is not snappy block-compressed data (%s); Loki and remote-write protobuf bodies must be snappy-compressed' },
+  INGEST_ERR_PARTIAL_WRITE: { status: 400, retryable: false, scope: 'request', message: '%s stored, %s' },
   INGEST_ERR_INVALID_PARAMETER: { status: 400, retryable: false, scope: 'request', message: 'query parameter %s is not valid: %s' },
   INGEST_ERR_SIGNAL_NOT_SUPPORTED: { status: 404, retryable: false, scope: 'request', message: 'OTLP %s are not accepted yet (not an entry type); send logs to /v1/logs and metrics to /v1/metrics' },
   INGEST_ERR_SQL_REFUSED: { status: 403, retryable: false, scope: 'request', message: 'ingestctl sql runs read-only statements only: %s' },

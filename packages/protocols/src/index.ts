@@ -11,3 +11,6 @@ export { epochToMs, plainLogsToEntries } from './plain-json/logs.ts';
 export { fieldMetricName, linesToEntries, parseLineProtocol, parsePrecision } from './influx/line-protocol.ts';
 export type { FieldValue, LineEntries, LinePoint, LineProtocolError, Precision } from './influx/line-protocol.ts';
 export { decodeLineProtocol, INFLUX_DEFAULT_APP } from './influx/decode.ts';
+export { decodeLokiPush, lokiEncoding, parseLabelSet } from './loki/decode.ts';
+export type { LokiEncoding } from './loki/decode.ts';
+export { unsnappy } from './snappy.ts';

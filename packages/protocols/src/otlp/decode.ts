@@ -1,4 +1,5 @@
 import { ingestError, IngestError } from '@ingest/contracts';
+import { decodeWith, protoError, TO_OBJECT } from '../decode-proto.ts';
 import { protoType, type ProtoType } from '../proto.ts';
 
 /** The OTLP/HTTP encodings: binary protobuf, or the OTLP JSON mapping of the same messages. */
@@ -25,12 +26,6 @@ export const OTLP_TYPES = {
   status: () => protoType(FILES.status, 'google.rpc.Status'),
 };
 
-/**
- * One shape for both encodings: 64-bit integers as decimal strings (nanosecond times and int
- * values keep every digit), enums as numbers, bytes as Uint8Array, oneofs named by their member.
- */
-const TO_OBJECT = { longs: String, enums: Number, defaults: false, arrays: false, oneofs: true } as const;
-
 /** OTLP JSON writes trace and span ids as hex, where proto3 JSON would use base64. */
 const HEX_ID_KEYS: ReadonlySet<string> = new Set(['traceId', 'spanId', 'parentSpanId']);
 
@@ -48,8 +43,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Decodes an export request of either encoding to a plain object; a body that does not fit the schema is a 400. */
 export function decodeOtlp(type: ProtoType, body: Uint8Array, encoding: OtlpEncoding, parseJson: (text: string) => unknown): Record<string, unknown> {
+  // One shape for both encodings (TO_OBJECT): 64-bit integers as decimal strings, so nanosecond
+  // times and int values keep every digit.
+  if (encoding === 'protobuf') return decodeWith(type, body);
   try {
-    if (encoding === 'protobuf') return type.toObject(type.decode(body), TO_OBJECT);
     let text: string;
     try {
       text = utf8.decode(body);
@@ -57,11 +54,11 @@ export function decodeOtlp(type: ProtoType, body: Uint8Array, encoding: OtlpEnco
       throw ingestError('INGEST_ERR_INVALID_UTF8');
     }
     const json = parseJson(text);
-    if (json === null || typeof json !== 'object' || Array.isArray(json)) throw ingestError('INGEST_ERR_INVALID_PROTOBUF', [type.name, 'the JSON body must be an object']);
+    if (json === null || typeof json !== 'object' || Array.isArray(json)) throw protoError(type.name, 'the JSON body must be an object');
     return type.toObject(type.fromObject(hexIdsToBytes(json, 0) as Record<string, unknown>), TO_OBJECT);
   } catch (e) {
     if (e instanceof IngestError) throw e;
-    throw ingestError('INGEST_ERR_INVALID_PROTOBUF', [type.name, String((e as Error).message).slice(0, 160)]);
+    throw protoError(type.name, String((e as Error).message));
   }
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { IngestError, ingestError, type IngestResult } from '@ingest/contracts';
 import { sendError, toIngestError } from '@ingest/observability';
-import { decodeLineProtocol, decodeOtlpLogs, decodeOtlpMetrics, otlpEncoding, otlpStatus, otlpSuccess, plainLogsToEntries, type Decoded, type OtlpEncoding, type OtlpSignal } from '@ingest/protocols';
+import { decodeLineProtocol, decodeLokiPush, lokiEncoding, decodeOtlpLogs, decodeOtlpMetrics, otlpEncoding, otlpStatus, otlpSuccess, plainLogsToEntries, type Decoded, type OtlpEncoding, type OtlpSignal } from '@ingest/protocols';
 import { decodeUtf8, exceedsDepth, parseEntries, parseJson, type ParsedBody } from '../body/read-body.ts';
 
 export interface ProtocolRouteDeps {
@@ -95,18 +95,20 @@ export async function registerProtocolRoutes(scope: FastifyInstance, deps: Proto
       const decoded = decodeLineProtocol(body.bytes, { precision: param('precision'), app: version === 2 ? param('bucket') : param('db') }, { now: Date.now(), maxEntries: deps.maxEntries });
       const outcome = await ingestDecoded(req, decoded, body.bytes.byteLength);
       if (outcome.rejected.length === 0 && outcome.accepted > 0) return reply.code(204).send();
-      if (outcome.accepted === 0) {
-        const err = noneAccepted(outcome);
-        return sendError(reply, err, () => ({ contentType: 'application/json', body: influxError(err, outcome.rejected[0]?.item) }));
-      }
-      const first = outcome.rejected[0]!;
-      return reply
-        .code(400)
-        .type('application/json')
-        .send({ code: 'invalid', message: `partial write: ${outcome.accepted} points written, ${summary(outcome.rejected, 'line')}`, line: first.item });
+      const err = outcome.accepted === 0 ? noneAccepted(outcome) : partialWrite(outcome, 'line');
+      return sendError(reply, err, () => ({ contentType: 'application/json', body: influxError(err, outcome.rejected[0]?.item) }));
     };
     p.post('/api/v2/write', influx(2));
     p.post('/write', influx(1));
+
+    // Loki push: JSON or snappy-compressed protobuf. 204 when every entry was taken.
+    p.post('/loki/api/v1/push', async (req, reply) => {
+      const encoding = lokiEncoding(req.headers['content-type']);
+      if (encoding === undefined) throw unsupportedType(req, 'application/json or application/x-protobuf (snappy-compressed)');
+      const body = rawOf(req);
+      const decoded = decodeLokiPush(body.bytes, encoding, { now: Date.now(), maxEntries: deps.maxEntries, maxBytes: deps.bodyLimitBytes, parseJson: parseBoundedJson });
+      return answerNoContent(reply, await ingestDecoded(req, decoded, body.bytes.byteLength), 'entry');
+    });
 
     // Plain JSON log objects (Vector's and Fluent Bit's http outputs): a JSON array or NDJSON,
     // whatever the content type says, answered like /v2/ingest.
@@ -170,6 +172,25 @@ function ndjsonOrOneObject(text: string, limits: { maxBytes: number; maxEntries:
       throw e;
     }
   }
+}
+
+/**
+ * The answer of the protocols whose success is 204 with no body (Loki, remote write): 204 only
+ * when every item was taken (or deliberately skipped); otherwise 400 with the reasons — as their
+ * own servers answer, since they have no partial-success shape. What was taken stays taken.
+ */
+function answerNoContent(reply: FastifyReply, outcome: Outcome, itemName: string): FastifyReply {
+  if (outcome.rejected.length === 0 && (outcome.accepted > 0 || outcome.skipped > 0)) return reply.code(204).send();
+  const err = outcome.accepted === 0 ? noneAccepted(outcome) : partialWrite(outcome, itemName);
+  const rejected = outcome.rejected.slice(0, MAX_LISTED).map((r) => ({ index: r.item, code: r.code, message: r.message }));
+  return sendError(reply, err, (e) => ({ contentType: 'application/json', body: { ...e.toBody(), accepted: outcome.accepted, rejected } }));
+}
+
+/** At most this many refused items are listed in a 400 (all are counted and, past the edge, dead-lettered). */
+const MAX_LISTED = 1000;
+
+function partialWrite(outcome: Outcome, itemName: string): IngestError {
+  return ingestError('INGEST_ERR_PARTIAL_WRITE', [`${outcome.accepted} ${itemName === 'line' ? 'points' : `${itemName === 'entry' ? 'entries' : 'samples'}`}`, summary(outcome.rejected, itemName).slice(0, 1000)]);
 }
 
 /** Nothing of the request was taken: never a 2xx. */
