@@ -14,3 +14,5 @@ export { decodeLineProtocol, INFLUX_DEFAULT_APP } from './influx/decode.ts';
 export { decodeLokiPush, lokiEncoding, parseLabelSet } from './loki/decode.ts';
 export type { LokiEncoding } from './loki/decode.ts';
 export { unsnappy } from './snappy.ts';
+export { decodeRemoteWrite, isStaleMarker } from './remote-write/decode.ts';
+export { protoType } from './proto.ts';

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { IngestError, ingestError, type IngestResult } from '@ingest/contracts';
 import { sendError, toIngestError } from '@ingest/observability';
-import { decodeLineProtocol, decodeLokiPush, lokiEncoding, decodeOtlpLogs, decodeOtlpMetrics, otlpEncoding, otlpStatus, otlpSuccess, plainLogsToEntries, type Decoded, type OtlpEncoding, type OtlpSignal } from '@ingest/protocols';
+import { decodeLineProtocol, decodeLokiPush, decodeRemoteWrite, lokiEncoding, decodeOtlpLogs, decodeOtlpMetrics, otlpEncoding, otlpStatus, otlpSuccess, plainLogsToEntries, type Decoded, type OtlpEncoding, type OtlpSignal } from '@ingest/protocols';
 import { decodeUtf8, exceedsDepth, parseEntries, parseJson, type ParsedBody } from '../body/read-body.ts';
 
 export interface ProtocolRouteDeps {
@@ -108,6 +108,17 @@ export async function registerProtocolRoutes(scope: FastifyInstance, deps: Proto
       const body = rawOf(req);
       const decoded = decodeLokiPush(body.bytes, encoding, { now: Date.now(), maxEntries: deps.maxEntries, maxBytes: deps.bodyLimitBytes, parseJson: parseBoundedJson });
       return answerNoContent(reply, await ingestDecoded(req, decoded, body.bytes.byteLength), 'entry');
+    });
+
+    // Prometheus remote write 1.0: snappy-compressed prometheus.WriteRequest. 204 when every
+    // sample was taken (staleness markers are skipped, not refused).
+    p.post('/api/v1/push', async (req, reply) => {
+      const ct = String(req.headers['content-type'] ?? '');
+      // 2.0 announces itself in the content type (proto=io.prometheus.write.v2.Request); its message is another one.
+      if (!/^application\/x-protobuf\s*(;\s*proto=prometheus\.WriteRequest\s*)?$/i.test(ct.trim())) throw unsupportedType(req, 'application/x-protobuf (remote write 1.0, snappy-compressed prometheus.WriteRequest)');
+      const body = rawOf(req);
+      const decoded = decodeRemoteWrite(body.bytes, { now: Date.now(), maxEntries: deps.maxEntries, maxBytes: deps.bodyLimitBytes });
+      return answerNoContent(reply, await ingestDecoded(req, decoded, body.bytes.byteLength), 'sample');
     });
 
     // Plain JSON log objects (Vector's and Fluent Bit's http outputs): a JSON array or NDJSON,
