@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InfluxDB, Point } from '@influxdata/influxdb-client';
 import type { TelemetryStore } from '@ingest/storage';
 import { startInProcessStack, type InProcessStack } from '@ingest/testkit';
-import { sharedStore } from './helpers.ts';
+import type { DurableLog } from '@ingest/log';
+import { modeEnv, readTopic, sharedStore } from './helpers.ts';
 
 interface Row {
   name: string;
@@ -90,6 +91,19 @@ describe('Influx line protocol from @influxdata/influxdb-client and Telegraf-sha
     expect(err.message).toMatch(/^INGEST_ERR_PARTIAL_WRITE: 1 points stored, 3 refused: line 2: INGEST_ERR_ENTRY_VALUE: .*line 3: INGEST_ERR_ENTRY_TIMESTAMP: .*line 4: INGEST_ERR_ENTRY_UNDECODABLE/);
     await stack.waitLoaded();
     expect((await rows()).filter((x) => x.labels.k === 'partial').map((x) => x.name)).toEqual(['ok.v']);
+    // Every refused line is dead-lettered with its reason and its text, the unparseable one too.
+    const log: DurableLog = (await modeEnv('embedded')).readLog(stack.dataDir);
+    try {
+      const dlq = (await readTopic(log, stack.config.backends.dlqTopic)).filter((x) => x.key === tenant).map((x) => JSON.parse(x.value.toString()) as { index: number; code: string; raw: string });
+      expect(dlq.map((d) => [d.index, d.code]).sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual([
+        [2, 'INGEST_ERR_ENTRY_VALUE'],
+        [3, 'INGEST_ERR_ENTRY_TIMESTAMP'],
+        [4, 'INGEST_ERR_ENTRY_UNDECODABLE'],
+      ]);
+      expect(dlq.find((d) => d.index === 4)!.raw).toBe('"broken line"');
+    } finally {
+      await log.close();
+    }
 
     const none = await fetch(`${stack.edgeUrl}/api/v2/write?bucket=partial&precision=s`, { method: 'POST', headers: { authorization: `Token ${key}` }, body: `note text="x" ${nowS}` });
     expect(none.status).toBe(400);

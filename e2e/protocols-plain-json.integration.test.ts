@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TelemetryStore } from '@ingest/storage';
 import { startInProcessStack, type InProcessStack } from '@ingest/testkit';
-import { sharedStore } from './helpers.ts';
+import { modeEnv, readTopic, sharedStore } from './helpers.ts';
 
 const run = promisify(execFile);
 
@@ -75,6 +75,20 @@ describe('plain JSON logs on /v2/logs, with curl', () => {
     const r = await curl(`${stack.edgeUrl}/v2/logs`, ['-H', `authorization: Bearer ${key}`, '-H', 'content-type: application/json', '--data-binary', '[{"no":"message"}, "a string"]']);
     expect(r.status).toBe(400);
     expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'INGEST_ERR_NO_VALID_ENTRIES' }, rejected: [{ index: 0, code: 'INGEST_ERR_ENTRY_UNDECODABLE' }, { index: 1, code: 'INGEST_ERR_ENTRY_UNDECODABLE' }] });
+    // Refused though nothing was stored: both are dead-lettered with what was sent.
+    const log = (await modeEnv('embedded')).readLog(stack.dataDir);
+    try {
+      const dlq = (await readTopic(log, stack.config.backends.dlqTopic)).filter((x) => x.key === tenant).map((x) => JSON.parse(x.value.toString()) as { index: number; raw: string });
+      // (The tenant's earlier /v2/ingest rejects are in the topic too.)
+      expect(dlq.map((d) => [d.index, d.raw])).toEqual(
+        expect.arrayContaining([
+          [0, '{"no":"message"}'],
+          [1, '"a string"'],
+        ]),
+      );
+    } finally {
+      await log.close();
+    }
     const bad = await curl(`${stack.edgeUrl}/v2/logs`, ['-H', 'authorization: Bearer ik_live_wrongwrongwrongwrong0000', '--data-binary', ndjson]);
     expect(bad.status).toBe(401);
     expect(bad.body).toContain('INGEST_ERR_INVALID_API_KEY');

@@ -1,4 +1,5 @@
 import type { DeadLetter, NormalizedEntry } from './entry.ts';
+import type { EntryErrorCode } from './errors.ts';
 
 /** Internal routes between the services. Not public API; versioned with the services. */
 export const ROUTES = {
@@ -27,6 +28,21 @@ export interface NormalizeRequest {
   tenant: string;
   receivedAt: number;
   entries: unknown[];
+  /**
+   * Items of a protocol body the edge could not turn into entries at all (a line that does not
+   * parse, a NaN sample): the normalizer counts and dead-letters them with the entries it refuses.
+   * `index` is the item's place in the protocol body (its line, for line protocol).
+   */
+  refused?: RefusedItem[];
+  /** For protocol bodies: the item (line, record, sample) each entry came from; dead letters carry it as their index. */
+  origins?: number[];
+}
+
+export interface RefusedItem {
+  index: number;
+  code: EntryErrorCode;
+  message: string;
+  raw: unknown;
 }
 
 /** Normalizer → sink writer. */

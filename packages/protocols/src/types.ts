@@ -6,6 +6,8 @@ export interface Refusal {
   item: number;
   code: EntryErrorCode;
   message: string;
+  /** The item as received (a line, an object), for the dead-letter record. */
+  raw?: unknown;
 }
 
 /**
@@ -19,6 +21,8 @@ export interface Decoded {
   refusals: Refusal[];
   /** Items left out on purpose, not errors (remote-write staleness markers). */
   skipped: number;
+  /** The body's size once inflated, when the decoder inflated it (snappy); rates and budget count this. */
+  bytes?: number;
 }
 
 export interface DecodeOptions {

@@ -263,7 +263,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       metrics.inflightEntries.inc(n);
       try {
         const version = String(req.headers[HEADERS.version] ?? 'v2');
-        const request: NormalizeRequest = { tenant, receivedAt: Date.now(), entries: body.entries };
+        const request: NormalizeRequest = { tenant, receivedAt: Date.now(), entries: body.entries, ...(body.refused?.length ? { refused: body.refused } : {}), ...(body.origins ? { origins: body.origins } : {}) };
         // 1e309 parsed to Infinity; plain JSON would forward it as null, reported as "missing".
         const result = await normalizer.postJson<IngestResult>(ROUTES.normalize, body.bigNumbers === true ? jsonKeepingInfinity(request) : request, {
           [HEADERS.tenant]: tenant,
@@ -294,7 +294,6 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     await registerProtocolRoutes(scope, {
       ingestParsed,
       readCharged,
-      discard,
       bodyLimitBytes: cfg.bodyLimitBytes,
       maxEntries: cfg.maxEntriesPerRequest,
       maxDepth: cfg.maxNestingDepth,

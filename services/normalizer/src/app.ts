@@ -76,12 +76,18 @@ export async function buildNormalizer(opts: NormalizerOptions): Promise<FastifyI
           entries.push(out.entry);
         } else {
           rejected.push({ index: i, code: out.code, message: out.message });
-          deadLetters.push({ tenant, index: i, code: out.code, message: out.message, receivedAt: body.receivedAt, raw: boundedJson(raw) });
+          deadLetters.push({ tenant, index: body.origins?.[i] ?? i, code: out.code, message: out.message, receivedAt: body.receivedAt, raw: boundedJson(raw) });
         }
       }
+      // Protocol items the edge could not make entries of: dead-lettered and counted like rejects
+      // (they are answered to the producer by the edge, not in `rejected`). Bounded by the edge's
+      // entry limit, as the entries are.
+      const refused = body.refused ?? [];
+      for (const r of refused) deadLetters.push({ tenant, index: r.index, code: r.code, message: r.message, receivedAt: body.receivedAt, raw: boundedJson(r.raw) });
       // One counter update per reason per request, not per rejected entry.
       const byReason = new Map<string, number>();
       for (const r of rejected) byReason.set(r.code, (byReason.get(r.code) ?? 0) + 1);
+      for (const r of refused) byReason.set(r.code, (byReason.get(r.code) ?? 0) + 1);
       for (const [reason, count] of byReason) metrics.discarded.inc({ tenant, reason }, count);
       const write: WriteRequest = { tenant, entries, deadLetters };
       const headers: Record<string, string> = { [HEADERS.tenant]: tenant, [HEADERS.version]: String(req.headers[HEADERS.version] ?? 'v2'), ...traceHeaders(req) };

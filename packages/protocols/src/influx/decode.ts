@@ -29,6 +29,8 @@ export function decodeLineProtocol(body: Uint8Array, query: { precision?: string
   const out = emptyDecoded();
   out.entries = lines.entries;
   out.origins = lines.origins;
-  out.refusals = [...errors.map((e) => ({ item: e.line, code: 'INGEST_ERR_ENTRY_UNDECODABLE' as const, message: e.message })), ...lines.refusals].sort((a, b) => a.item - b.item);
+  // The text of a refused line, for its dead letter (only looked up when there are refusals).
+  const textLines = errors.length > 0 ? text.split('\n') : [];
+  out.refusals = [...errors.map((e) => ({ item: e.line, code: 'INGEST_ERR_ENTRY_UNDECODABLE' as const, message: e.message, raw: textLines[e.line - 1] ?? '' })), ...lines.refusals].sort((a, b) => a.item - b.item);
   return out;
 }

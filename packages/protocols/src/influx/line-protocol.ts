@@ -263,7 +263,7 @@ export function linesToEntries(points: readonly LinePoint[], opts: { app: string
       out.origins.push(p.line);
     }
     if (numeric === 0) {
-      out.refusals.push({ item: p.line, code: 'INGEST_ERR_ENTRY_VALUE', message: `${p.measurement} has only string fields; a metric needs a numeric or boolean field` });
+      out.refusals.push({ item: p.line, code: 'INGEST_ERR_ENTRY_VALUE', message: `${p.measurement} has only string fields; a metric needs a numeric or boolean field`, raw: { measurement: p.measurement, tags: p.tags, fields: p.fields } });
     } else out.skippedFields += strings;
   }
   return out;

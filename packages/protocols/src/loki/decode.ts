@@ -36,15 +36,17 @@ const LEVEL_WORDS: ReadonlySet<string> = new Set(['trace', 'debug', 'info', 'war
  * The item of an entry is its 0-based place among all the entries of the request.
  */
 export function decodeLokiPush(body: Uint8Array, encoding: LokiEncoding, opts: DecodeOptions & { parseJson: (text: string) => unknown; maxBytes: number }): Decoded {
-  const streams = encoding === 'protobuf' ? protobufStreams(unsnappy(body, opts.maxBytes)) : jsonStreams(body, opts.parseJson);
+  const inflated = encoding === 'protobuf' ? unsnappy(body, opts.maxBytes) : undefined;
+  const streams = inflated !== undefined ? protobufStreams(inflated) : jsonStreams(body, opts.parseJson);
   const out = emptyDecoded();
+  if (inflated !== undefined) out.bytes = inflated.byteLength;
   let item = 0;
   for (const s of streams) {
     let labels: Record<string, string>;
     if (typeof s.labels === 'string') {
       const parsed = parseLabelSet(s.labels);
       if (typeof parsed === 'string') {
-        for (let i = 0; i < s.entries.length; i++) out.refusals.push({ item: item + i, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: `the stream's labels ${s.labels.slice(0, 80)} ${parsed}` });
+        s.entries.forEach((e, i) => out.refusals.push({ item: item + i, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: `the stream's labels ${(s.labels as string).slice(0, 80)} ${parsed}`, raw: { labels: s.labels, ts: e.tsNs, line: e.line } }));
         item += s.entries.length;
         continue;
       }
@@ -52,7 +54,7 @@ export function decodeLokiPush(body: Uint8Array, encoding: LokiEncoding, opts: D
     } else labels = s.labels;
     for (const e of s.entries) {
       const entry = lokiEntry(labels, e, opts);
-      if (typeof entry === 'string') out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: entry });
+      if (typeof entry === 'string') out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: entry, raw: { labels, ts: e.tsNs, line: e.line } });
       else push(out, entry, item, opts);
       item++;
     }

@@ -92,7 +92,7 @@ function base(m: MetricContext, point: Obj, name: string, value: number, unit: s
 function noValue(m: MetricContext, point: Obj, item: number): boolean {
   const flags = typeof point.flags === 'number' ? point.flags : 0;
   if ((flags & FLAG_NO_RECORDED_VALUE) === 0) return false;
-  m.out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: `data point ${item} of ${m.name} is flagged "no recorded value" (a staleness marker); it carries no value to store` });
+  m.out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: `data point ${item} of ${m.name} is flagged "no recorded value" (a staleness marker); it carries no value to store`, raw: { metric: m.name, point } });
   return true;
 }
 
@@ -113,11 +113,11 @@ function numberPoint(m: MetricContext, point: Obj, sum: Obj | undefined, item: n
   } else if (point.value === 'asDouble' && typeof point.asDouble === 'number') {
     value = point.asDouble;
   } else {
-    m.out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: `data point ${item} of ${m.name} has no value (neither asDouble nor asInt)` });
+    m.out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: `data point ${item} of ${m.name} has no value (neither asDouble nor asInt)`, raw: { metric: m.name, point } });
     return;
   }
   if (!Number.isFinite(value)) {
-    m.out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_VALUE', message: `data point ${item} of ${m.name} is ${String(value)}; a metric value must be a finite number` });
+    m.out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_VALUE', message: `data point ${item} of ${m.name} is ${String(value)}; a metric value must be a finite number`, raw: { metric: m.name, point } });
     return;
   }
   const monotonic = sum?.isMonotonic === true;
@@ -142,7 +142,7 @@ function distribution(m: MetricContext, point: Obj, item: number, counterKind: '
     const v = point[stat];
     if (typeof v !== 'number') continue;
     if (!Number.isFinite(v)) {
-      m.out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_VALUE', message: `data point ${item} of ${m.name} has ${stat} ${String(v)}; a metric value must be a finite number` });
+      m.out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_VALUE', message: `data point ${item} of ${m.name} has ${stat} ${String(v)}; a metric value must be a finite number`, raw: { metric: m.name, point } });
       continue;
     }
     push(m.out, base(m, point, `${m.name}.${stat}`, v, m.unit, stat === 'sum' ? counterKind : 'gauge'), item, m.opts);

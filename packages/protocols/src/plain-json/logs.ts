@@ -41,13 +41,13 @@ export function plainLogsToEntries(values: readonly unknown[], opts: DecodeOptio
   const out = emptyDecoded();
   values.forEach((v, item) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-      out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: `item ${item} is not a JSON object; send one object per log line` });
+      out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: `item ${item} is not a JSON object; send one object per log line`, raw: v });
       return;
     }
     const o = v as Record<string, unknown>;
     const msg = first(o, MESSAGE_KEYS);
     if (msg === undefined) {
-      out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: `item ${item} has no ${MESSAGE_KEYS.join(', ')} field to take the message from` });
+      out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: `item ${item} has no ${MESSAGE_KEYS.join(', ')} field to take the message from`, raw: v });
       return;
     }
     const time = first(o, TIME_KEYS);

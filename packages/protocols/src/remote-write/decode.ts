@@ -35,10 +35,12 @@ type Obj = Record<string, unknown>;
  * refused as one item each, after its samples.
  */
 export function decodeRemoteWrite(body: Uint8Array, opts: DecodeOptions & { maxBytes: number }): Decoded {
-  const req = decodeWith(writeRequest(), unsnappy(body, opts.maxBytes));
+  const inflated = unsnappy(body, opts.maxBytes);
+  const req = decodeWith(writeRequest(), inflated);
   const counters = new Set<string>();
   for (const m of list(req, 'metadata')) if (m.type === 1 && typeof m.metricFamilyName === 'string') counters.add(m.metricFamilyName);
   const out = emptyDecoded();
+  out.bytes = inflated.byteLength;
   let item = 0;
   for (const ts of list(req, 'timeseries')) {
     const labels = list(ts, 'labels').map((l) => [typeof l.name === 'string' ? l.name : '', typeof l.value === 'string' ? l.value : ''] as const);
@@ -46,7 +48,7 @@ export function decodeRemoteWrite(body: Uint8Array, opts: DecodeOptions & { maxB
     const samples = list(ts, 'samples');
     const histograms = Array.isArray(ts.histograms) ? ts.histograms.length : 0;
     if (name === '') {
-      for (let i = 0; i < samples.length + histograms; i++) out.refusals.push({ item: item + i, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: 'the series has no __name__ label' });
+      for (let i = 0; i < samples.length + histograms; i++) out.refusals.push({ item: item + i, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: 'the series has no __name__ label', raw: { labels: Object.fromEntries(labels), sample: samples[i] ?? 'native histogram' } });
       item += samples.length + histograms;
       continue;
     }
@@ -62,7 +64,7 @@ export function decodeRemoteWrite(body: Uint8Array, opts: DecodeOptions & { maxB
     for (const s of samples) {
       const value = typeof s.value === 'number' ? s.value : 0;
       if (isStaleMarker(value)) out.skipped++;
-      else if (!Number.isFinite(value)) out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_VALUE', message: `${name}: the sample is ${String(value)}; only finite values are stored (staleness markers are skipped)` });
+      else if (!Number.isFinite(value)) out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_VALUE', message: `${name}: the sample is ${String(value)}; only finite values are stored (staleness markers are skipped)`, raw: { labels: Object.fromEntries(labels), value: String(value), timestamp: s.timestamp } });
       else {
         const data: Record<string, unknown> = { name: metricName(name), value, kind };
         if (set.hasOverflow) data.attributes = set.overflow;
@@ -74,7 +76,7 @@ export function decodeRemoteWrite(body: Uint8Array, opts: DecodeOptions & { maxB
       item++;
     }
     for (let i = 0; i < histograms; i++) {
-      out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: `${name}: native histograms are not part of remote write 1.0 and are not stored; send classic histograms (_bucket, _sum, _count)` });
+      out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_UNDECODABLE', message: `${name}: native histograms are not part of remote write 1.0 and are not stored; send classic histograms (_bucket, _sum, _count)`, raw: { labels: Object.fromEntries(labels), histogram: i } });
       item++;
     }
   }

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import sjson from 'secure-json-parse';
-import { ingestError, IngestError } from '@ingest/contracts';
+import { ingestError, IngestError, type RefusedItem } from '@ingest/contracts';
 
 export interface BodyLimits {
   /** Bytes after decompression. */
@@ -13,6 +13,10 @@ export interface BodyLimits {
 
 export interface ParsedBody {
   entries: unknown[];
+  /** Protocol items that could not become entries, for the normalizer to count and dead-letter. */
+  refused?: RefusedItem[];
+  /** For protocol bodies: the item each entry came from (see NormalizeRequest.origins). */
+  origins?: number[];
   /** Decompressed size. */
   bytes: number;
   /** The text held a number that may have parsed to ±Infinity (see exceedsDepth). */

@@ -9,16 +9,9 @@ export interface ProtocolRouteDeps {
   ingestParsed: (req: FastifyRequest, body: ParsedBody) => Promise<IngestResult>;
   /** Reads a body whole through the request's budget lease, decompressing per `encoding`. */
   readCharged: (req: FastifyRequest, payload: NodeJS.ReadableStream, encoding: string | undefined) => Promise<Buffer>;
-  discard: (tenant: string, code: string, n: number) => void;
   bodyLimitBytes: number;
   maxEntries: number;
   maxDepth: number;
-}
-
-/** A protocol body as read: the bytes, and whether they are still snappy-compressed (undone by the decoder). */
-export interface RawBody {
-  bytes: Buffer;
-  snappy: boolean;
 }
 
 /** A decoded body's fate: entries taken, and each refused item (by its line or place) with its reason. */
@@ -39,12 +32,10 @@ const OTLP_ROUTES: Record<string, OtlpSignal | 'traces'> = { '/v1/logs': 'logs',
 export async function registerProtocolRoutes(scope: FastifyInstance, deps: ProtocolRouteDeps): Promise<void> {
   await scope.register(async (p) => {
     p.removeAllContentTypeParsers();
-    p.addContentTypeParser('*', async (req: FastifyRequest, payload: NodeJS.ReadableStream): Promise<RawBody> => {
+    p.addContentTypeParser('*', async (req: FastifyRequest, payload: NodeJS.ReadableStream): Promise<Buffer> => {
       const enc = String(req.headers['content-encoding'] ?? '').trim().toLowerCase();
       // Snappy (remote write) is the block format, not a stream: the decoder undoes it, bounded by the body limit.
-      const snappy = enc === 'snappy';
-      const bytes = await deps.readCharged(req, payload, snappy ? undefined : enc === '' ? undefined : enc);
-      return { bytes, snappy };
+      return deps.readCharged(req, payload, enc === 'snappy' || enc === '' ? undefined : enc);
     });
     p.setErrorHandler((err, req, reply) => sendError(reply, toIngestError(err), renderFor(req)));
 
@@ -53,14 +44,16 @@ export async function registerProtocolRoutes(scope: FastifyInstance, deps: Proto
       return parseJson(text);
     };
 
-    const ingestDecoded = async (req: FastifyRequest, decoded: Decoded, bytes: number): Promise<Outcome> => {
-      const tenant = req.principal?.tenant ?? '-';
-      // Items that never became entries are counted here; the normalizer counts (and dead-letters) its own.
-      for (const r of decoded.refusals) deps.discard(tenant, r.code, 1);
+    /** `bytes`: the body as read; a decoder that inflated it (snappy) reports the inflated size, which is what is accounted. */
+    const ingestDecoded = async (req: FastifyRequest, decoded: Decoded, read: number): Promise<Outcome> => {
+      const bytes = decoded.bytes ?? read;
       const rejected: Outcome['rejected'] = decoded.refusals.map((r) => ({ item: r.item, code: r.code, message: r.message }));
       let accepted = 0;
-      if (decoded.entries.length > 0) {
-        const result = await deps.ingestParsed(req, { entries: decoded.entries, bytes });
+      if (decoded.entries.length > 0 || decoded.refusals.length > 0) {
+        // Items that never became entries travel along so the normalizer counts and dead-letters
+        // them with its own rejects: nothing refused disappears without a record.
+        const refused = decoded.refusals.map((r) => ({ index: r.item, code: r.code, message: r.message, raw: r.raw ?? null }));
+        const result = await deps.ingestParsed(req, { entries: decoded.entries, bytes, origins: decoded.origins, ...(refused.length > 0 ? { refused } : {}) });
         accepted = result.accepted;
         for (const r of result.rejected) rejected.push({ item: decoded.origins[r.index] ?? r.index, code: r.code, message: r.message });
       }
@@ -147,9 +140,9 @@ export function registerPing(app: FastifyInstance): void {
 /** The InfluxDB version the write API is compatible with, as /ping reports it. */
 const INFLUX_VERSION = '2.7.0';
 
-function rawOf(req: FastifyRequest): RawBody {
-  const b = req.body as RawBody | undefined;
-  return b ?? { bytes: Buffer.alloc(0), snappy: false };
+function rawOf(req: FastifyRequest): { bytes: Buffer } {
+  const b = req.body as Buffer | undefined;
+  return { bytes: b ?? Buffer.alloc(0) };
 }
 
 function unsupportedType(req: FastifyRequest, expected: string): IngestError {
