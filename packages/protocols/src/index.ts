@@ -16,3 +16,4 @@ export type { LokiEncoding } from './loki/decode.ts';
 export { unsnappy } from './snappy.ts';
 export { decodeRemoteWrite, isStaleMarker } from './remote-write/decode.ts';
 export { protoType } from './proto.ts';
+export { preloadProtocolDefinitions } from './preload.ts';

@@ -172,5 +172,6 @@ function exponentialPoint(m: MetricContext, point: Obj, body: Obj | undefined, i
 
 function summaryPoint(m: MetricContext, point: Obj, item: number): void {
   const quantiles = list(point, 'quantileValues').map((q) => ({ quantile: typeof q.quantile === 'number' ? q.quantile : 0, value: typeof q.value === 'number' ? q.value : 0 }));
-  distribution(m, point, item, 'counter', { quantiles });
+  // A summary's sum is not optional (unlike a histogram's): an absent one is proto3's zero.
+  distribution(m, { ...point, sum: typeof point.sum === 'number' ? point.sum : 0 }, item, 'counter', { quantiles });
 }

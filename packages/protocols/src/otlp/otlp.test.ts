@@ -131,6 +131,7 @@ describe('OTLP metrics, from the OpenTelemetry JS serializers', () => {
       .finish();
     const out = decodeOtlpMetrics(body, 'protobuf', opts);
     expect(out.entries).toHaveLength(1);
+    expect(out.entries[0]!.timestamp).toBe(NOW);
     expect(out.entries[0]!.data).toMatchObject({ name: 'exact', value: 9007199254740992, value_exact: '9007199254740993' });
     expect(out.refusals.map((r) => [r.item, r.code])).toEqual([
       [1, 'INGEST_ERR_ENTRY_VALUE'],
@@ -151,5 +152,40 @@ describe('OTLP answers', () => {
     expect(OTLP_TYPES.status().toObject(OTLP_TYPES.status().decode(status.body as Buffer))).toEqual({ code: 8, message: 'INGEST_ERR_TENANT_ENTRY_RATE: slow down' });
     expect(otlpEncoding('application/x-protobuf; charset=x')).toBe('protobuf');
     expect(otlpEncoding('text/plain')).toBeUndefined();
+  });
+});
+
+describe('OTLP zero values', () => {
+  it('keeps a 0 gauge point and a summary whose sum is 0 (proto3 leaves zeros off the wire)', () => {
+    const type = OTLP_TYPES.metricsRequest();
+    const t = `${NOW}000000`;
+    const body = type
+      .encode(
+        type.fromObject({
+          resourceMetrics: [
+            {
+              scopeMetrics: [
+                {
+                  metrics: [
+                    { name: 'zero', gauge: { dataPoints: [{ timeUnixNano: t, asDouble: 0 }, { timeUnixNano: t, asInt: '0' }] } },
+                    { name: 'rpc', summary: { dataPoints: [{ timeUnixNano: t, count: '0', quantileValues: [{ quantile: 0.5, value: 0 }] }] } },
+                  ],
+                },
+              ],
+            },
+          ],
+        }),
+      )
+      .finish();
+    for (const [encoding, bytes] of [['protobuf', body], ['json', Buffer.from(JSON.stringify(type.toObject(type.decode(body), { longs: String })))]] as const) {
+      const out = decodeOtlpMetrics(bytes, encoding, opts);
+      expect(out.refusals).toEqual([]);
+      expect(out.entries.map((e) => [e.data.name, e.data.value])).toEqual([
+        ['zero', 0],
+        ['zero', 0],
+        ['rpc.count', 0],
+        ['rpc.sum', 0],
+      ]);
+    }
   });
 });

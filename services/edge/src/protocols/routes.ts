@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { IngestError, ingestError, type IngestResult } from '@ingest/contracts';
 import { sendError, toIngestError } from '@ingest/observability';
-import { decodeLineProtocol, decodeLokiPush, decodeRemoteWrite, lokiEncoding, decodeOtlpLogs, decodeOtlpMetrics, otlpEncoding, otlpStatus, otlpSuccess, plainLogsToEntries, type Decoded, type OtlpEncoding, type OtlpSignal } from '@ingest/protocols';
+import { decodeLineProtocol, decodeLokiPush, decodeRemoteWrite, lokiEncoding, decodeOtlpLogs, decodeOtlpMetrics, otlpEncoding, otlpStatus, otlpSuccess, plainLogsToEntries, preloadProtocolDefinitions, type Decoded, type OtlpEncoding, type OtlpSignal } from '@ingest/protocols';
 import { decodeUtf8, exceedsDepth, parseEntries, parseJson, type ParsedBody } from '../body/read-body.ts';
 
 export interface ProtocolRouteDeps {
@@ -30,6 +30,7 @@ const OTLP_ROUTES: Record<string, OtlpSignal | 'traces'> = { '/v1/logs': 'logs',
  * the same ingestParsed as /v2/ingest. Errors are answered in the protocol's own shape.
  */
 export async function registerProtocolRoutes(scope: FastifyInstance, deps: ProtocolRouteDeps): Promise<void> {
+  preloadProtocolDefinitions();
   await scope.register(async (p) => {
     p.removeAllContentTypeParsers();
     p.addContentTypeParser('*', async (req: FastifyRequest, payload: NodeJS.ReadableStream): Promise<Buffer> => {
