@@ -1,3 +1,4 @@
+import { ingestError } from '@ingest/contracts';
 import type { LabelLimits } from './types.ts';
 
 const LABEL_KEY_OK = /^[a-zA-Z_][a-zA-Z0-9_.-]*$/;
@@ -63,7 +64,12 @@ export class LabelSet {
   }
 }
 
-/** Sets an own property even for keys like "__proto__", which plain assignment would not. */
+/**
+ * Sets a key taken from a producer's body. "__proto__" refuses the request whole, as it does on
+ * /v2/ingest (INGEST_ERR_FORBIDDEN_KEY): assigned, it would replace the object's prototype, and
+ * kept as an own key, no later JSON hop would accept the entry.
+ */
 export function setOwn(o: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+  if (key === '__proto__') throw ingestError('INGEST_ERR_FORBIDDEN_KEY', ['__proto__']);
+  o[key] = value;
 }

@@ -43,6 +43,12 @@ describe('parseLineProtocol', () => {
     expect(errors.map((e) => e.line)).toEqual([2, 3, 5]);
   });
 
+  it('refuses a line with a __proto__ tag or field key (it would vanish into the prototype)', () => {
+    const { points, errors } = parseLineProtocol('m,__proto__=x v=1\nm __proto__=1\nm v=1', 'ns');
+    expect(points).toHaveLength(1);
+    expect(errors.map((e) => e.line)).toEqual([1, 2]);
+  });
+
   it('stops at maxLines', () => {
     const { points, errors } = parseLineProtocol('a v=1\nb v=1\nc v=1', 'ns', { maxLines: 2 });
     expect(points).toHaveLength(2);

@@ -129,6 +129,7 @@ function parseLine(line: string, precision: Precision, lineNo: number): LinePoin
     c.i++;
     const value = readToken(c, ', ', ',= \\');
     if (key === '' || value === '') throw new Error('empty tag key or value');
+    if (key === '__proto__') throw new Error('the tag key "__proto__" is not accepted');
     tags[key] = value;
   }
   if (c.peek() !== ' ') throw new Error('missing fields');
@@ -138,6 +139,8 @@ function parseLine(line: string, precision: Precision, lineNo: number): LinePoin
     const key = readToken(c, '=, ', ',= \\');
     if (c.peek() !== '=' || key === '') throw new Error(`field "${clip(key)}" has no value`);
     c.i++;
+    // Assigned, it would set the object's prototype and the field would vanish without a word.
+    if (key === '__proto__') throw new Error('the field key "__proto__" is not accepted');
     fields[key] = readFieldValue(c, key);
     if (c.peek() === ',') {
       c.i++;

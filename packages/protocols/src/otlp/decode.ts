@@ -1,5 +1,6 @@
 import { ingestError, IngestError } from '@ingest/contracts';
 import { decodeWith, protoError, TO_OBJECT } from '../decode-proto.ts';
+import { setOwn } from '../labels.ts';
 import { protoType, type ProtoType } from '../proto.ts';
 
 /** The OTLP/HTTP encodings: binary protobuf, or the OTLP JSON mapping of the same messages. */
@@ -123,7 +124,7 @@ export function anyValue(v: Obj | undefined, depth = 0): unknown {
     case 'kvlistValue': {
       const out: Obj = {};
       for (const kv of list(obj(v, 'kvlistValue'), 'values')) {
-        Object.defineProperty(out, str(kv, 'key'), { value: anyValue(obj(kv, 'value'), depth + 1), enumerable: true, writable: true, configurable: true });
+        setOwn(out, str(kv, 'key'), anyValue(obj(kv, 'value'), depth + 1));
       }
       return out;
     }

@@ -189,3 +189,11 @@ describe('OTLP zero values', () => {
     }
   });
 });
+
+describe('keys a prototype would take', () => {
+  it('an attribute named __proto__ refuses the request as /v2/ingest refuses such a key', () => {
+    const body = JSON.stringify({ resourceLogs: [{ scopeLogs: [{ logRecords: [{ body: { stringValue: 'x' }, attributes: [{ key: '__proto__', value: { stringValue: 'polluted' } }] }] }] }] });
+    expect(() => decodeOtlpLogs(Buffer.from(body), 'json', opts)).toThrow(expect.objectContaining({ code: 'INGEST_ERR_FORBIDDEN_KEY' }));
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
