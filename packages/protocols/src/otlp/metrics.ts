@@ -5,15 +5,23 @@ import { push } from '../push.ts';
 import { labelsOf, resourceContext, withLabels, type ResourceContext } from './common.ts';
 import { decodeOtlp, list, nanosToMs, obj, OTLP_TYPES, str, type Obj, type OtlpEncoding } from './decode.ts';
 
+const SIZES = ['By', 'kBy', 'KBy', 'KiBy', 'MBy', 'MiBy', 'GBy', 'GiBy', 'TBy', 'TiBy', 'bit', 'kbit', 'Kibit', 'Mbit', 'Mibit', 'Gbit', 'Gibit', 'Tbit', 'Tibit'];
+
 /**
- * UCUM → the unit table: annotations (`{request}`) carry no unit and are dropped, `1` is unitless;
- * the rest (s, ms, By, KiBy, %, Cel, Hz, …) is the table's own spelling. A unit the table does not
- * know is refused by the normalizer (INGEST_ERR_ENTRY_UNIT, naming it), never stored wrongly.
+ * The UCUM units whose spelling means the same in the normalizer's unit table (which converts them
+ * to seconds, bytes, bytes/s, ratio, hz, celsius). Listed rather than passed through, because some
+ * UCUM symbols mean something else there: UCUM `m` is the metre, the table's `m` a minute.
+ */
+const UCUM_IN_TABLE: ReadonlySet<string> = new Set(['ns', 'us', 'ms', 's', 'min', 'h', 'd', '%', 'Cel', 'Hz', 'kHz', 'MHz', 'GHz', ...SIZES, ...SIZES.map((u) => `${u}/s`)]);
+
+/**
+ * UCUM → the unit table: annotations (`{request}`) carry no unit, `1` is unitless, the units of
+ * UCUM_IN_TABLE convert; any other unit (m, W, J, 1/s, {packet}/s) is stored unitless rather than
+ * refused or misread, its UCUM spelling kept in data.otel_unit.
  */
 export function ucumUnit(unit: string): string {
   const stripped = unit.replace(/\{[^}]*\}/g, '').trim();
-  if (stripped === '' || stripped === '1') return '';
-  return stripped;
+  return UCUM_IN_TABLE.has(stripped) ? stripped : '';
 }
 
 /** Bucket arrays kept in data only up to this many bytes of JSON: half of the normalizer's data bound. */

@@ -5,7 +5,7 @@ import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, Periodic
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { JsonLogsSerializer, JsonMetricsSerializer, ProtobufLogsSerializer, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
 import { decodeOtlpLogs } from './logs.ts';
-import { decodeOtlpMetrics } from './metrics.ts';
+import { decodeOtlpMetrics, ucumUnit } from './metrics.ts';
 import { OTLP_TYPES, otlpEncoding } from './decode.ts';
 import { otlpStatus, otlpSuccess } from './response.ts';
 
@@ -195,5 +195,13 @@ describe('keys a prototype would take', () => {
     const body = JSON.stringify({ resourceLogs: [{ scopeLogs: [{ logRecords: [{ body: { stringValue: 'x' }, attributes: [{ key: '__proto__', value: { stringValue: 'polluted' } }] }] }] }] });
     expect(() => decodeOtlpLogs(Buffer.from(body), 'json', opts)).toThrow(expect.objectContaining({ code: 'INGEST_ERR_FORBIDDEN_KEY' }));
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe('UCUM units', () => {
+  it('maps the units the table knows, and stores the others unitless instead of misreading them', () => {
+    expect(['ms', 's', 'By', 'KiBy', 'By/s', 'Mbit/s', '%', 'Cel', 'Hz', 'min'].map(ucumUnit)).toEqual(['ms', 's', 'By', 'KiBy', 'By/s', 'Mbit/s', '%', 'Cel', 'Hz', 'min']);
+    // UCUM m is the metre (the table's m is a minute); rates of counts and other units have no column unit.
+    expect(['m', 'W', '1/s', '{packet}/s', '{request}', '1', ''].map(ucumUnit)).toEqual(['', '', '', '', '', '', '']);
   });
 });
