@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BatchHandler, LogConsumer, LogMessage, LogProducer, MessageBatch } from '@ingest/log';
-import type { TableName, TelemetryRow, TelemetryStore } from '@ingest/storage';
+import { encodeRow, type TableName, type TelemetryRow, type TelemetryStore } from '@ingest/storage';
 import { ClickHouseLoader } from './clickhouse-loader.ts';
 
 /** Hands batches to the loader's handler on demand, as the real consumers do (and retry). */
@@ -16,7 +16,7 @@ class ManualConsumer implements LogConsumer {
 }
 
 const entry = (id: string, message: string) =>
-  Buffer.from(JSON.stringify({ id, tenant: 't', type: 'log', ts: Date.UTC(2026, 10, 20), receivedAt: 1, app: '', source: '', labels: {}, name: '', value: null, unit: '', level: 'info', message, data: {} }));
+  Buffer.from(encodeRow({ id, tenant: 't', type: 'log', ts: Date.UTC(2026, 10, 20), receivedAt: 1, app: '', source: '', labels: {}, name: '', value: null, unit: '', level: 'info', message, data: {} }));
 
 function batchOf(messages: string[]): MessageBatch {
   return {
@@ -32,7 +32,8 @@ function batchOf(messages: string[]): MessageBatch {
 function fakeStore(mode: { transient?: boolean }) {
   const inserted: string[] = [];
   const store = {
-    insert(_t: TableName, rows: TelemetryRow[]): Promise<void> {
+    insertEncoded(_t: TableName, body: Buffer): Promise<void> {
+      const rows = body.toString('utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as TelemetryRow);
       if (mode.transient) return Promise.reject(Object.assign(new Error('Timeout error.'), { code: 'ETIMEDOUT' }));
       if (rows.some((r) => r.message === 'bad')) return Promise.reject(Object.assign(new Error('Cannot parse input'), { code: '27', type: 'CANNOT_PARSE_INPUT_ASSERTION_FAILED' }));
       inserted.push(...rows.map((r) => r.id));
