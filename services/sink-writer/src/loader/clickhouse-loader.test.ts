@@ -92,3 +92,21 @@ describe('ClickHouseLoader failure handling', () => {
     for (let i = 0; i < 3; i++) await expect(consumer.handler?.(batchOf(['bad']))).rejects.toThrow('Cannot parse');
   });
 });
+
+describe('dedup tokens', () => {
+  it('are the same for a retry of the same range, and differ for a log that reuses its offsets', async () => {
+    const consumer = new ManualConsumer();
+    const tokens: string[] = [];
+    const store = { insertEncoded: (_t: TableName, _b: Buffer, token: string) => Promise.resolve(void tokens.push(token)) } as unknown as TelemetryStore;
+    new ClickHouseLoader(consumer, store, 'telemetry').start();
+    const batch = batchOf(['a', 'b']);
+    await consumer.handler?.(batch);
+    await consumer.handler?.(batch);
+    // The same offsets appended at other times: a topic created again, or a fresh embedded log.
+    const again = { ...batch, messages: batch.messages.map((m) => ({ ...m, timestamp: m.timestamp + 60_000 })) };
+    await consumer.handler?.(again);
+    expect(tokens[0]).toBe(tokens[1]);
+    expect(tokens[2]).not.toBe(tokens[0]);
+    expect(tokens[0]).toMatch(/^live:telemetry\.v2:0:0-1@/);
+  });
+});

@@ -5,12 +5,16 @@ import { appendPositioned, decodeRow, encodeRow, encodedRowTs, insertRefusal, is
 import { daysOf, type DayGate } from './day-gate.ts';
 
 /**
- * The dedup token of a block: the log range it came from. A retry of the same range (after a
- * failed or unknown-outcome insert) carries the same token and is dropped by ClickHouse; a
- * re-read with other boundaries is still collapsed by the table's (tenant, id) key.
+ * The dedup token of a block: the log range it came from, and the append times of its first and
+ * last message. A retry of the same range (after a failed or unknown-outcome insert) carries the
+ * same token and is dropped by ClickHouse; a re-read with other boundaries is still collapsed by
+ * the table's (tenant, id) key. The times tell apart two logs that reuse offsets (a topic deleted
+ * and created again, an embedded log started afresh beside a kept store), whose blocks would
+ * otherwise share tokens and be dropped as retries.
  */
-export function dedupToken(batch: Pick<MessageBatch, 'topic' | 'partition' | 'firstOffset' | 'lastOffset'>, scope = 'live'): string {
-  return `${scope}:${batch.topic}:${batch.partition}:${batch.firstOffset}-${batch.lastOffset}`;
+export function dedupToken(batch: Pick<MessageBatch, 'topic' | 'partition' | 'firstOffset' | 'lastOffset'> & { firstTs?: number; lastTs?: number }, scope = 'live'): string {
+  const times = batch.firstTs === undefined ? '' : `@${batch.firstTs}-${batch.lastTs ?? batch.firstTs}`;
+  return `${scope}:${batch.topic}:${batch.partition}:${batch.firstOffset}-${batch.lastOffset}${times}`;
 }
 
 /**
@@ -38,6 +42,8 @@ export function batchToRows(batch: MessageBatch, onBad: (offset: number, reason:
 /** One message of a batch, ready to insert: its row bytes with the log position appended. */
 interface EncodedRow {
   offset: number;
+  /** Append time in the log: part of the dedup token. */
+  appendedAt: number;
   key: string;
   value: Buffer;
   ts: number;
@@ -55,12 +61,19 @@ export function encodeBatch(batch: MessageBatch, onBad: (offset: number, reason:
       if (Number.isNaN(ts)) throw new Error('row has no event time where the format puts it');
       const parts: Buffer[] = [];
       const bytes = appendPositioned(parts, row, m.partition, m.offset);
-      out.push({ offset: m.offset, key: m.key, value: m.value, ts, parts, bytes });
+      out.push({ offset: m.offset, appendedAt: m.timestamp, key: m.key, value: m.value, ts, parts, bytes });
     } catch (err) {
       onBad(m.offset, (err as Error).message);
     }
   }
   return out;
+}
+
+function tokenOf(topic: string, partition: number, rows: ReadonlyArray<EncodedRow>): string {
+  const first = rows[0];
+  const last = rows[rows.length - 1];
+  if (first === undefined || last === undefined) return dedupToken({ topic, partition, firstOffset: -1, lastOffset: -1 });
+  return dedupToken({ topic, partition, firstOffset: first.offset, lastOffset: last.offset, firstTs: first.appendedAt, lastTs: last.appendedAt });
 }
 
 function bodyOf(rows: ReadonlyArray<EncodedRow>): Buffer {
@@ -136,7 +149,7 @@ export class ClickHouseLoader {
   private async load(batch: MessageBatch): Promise<void> {
     const t0 = performance.now();
     const rows = encodeBatch(batch, (off, reason) => this.hooks.onBadMessage?.(batch, off, reason));
-    const token = dedupToken(batch);
+    const token = tokenOf(batch.topic, batch.partition, rows);
     const leave = this.opts.gate && rows.length > 0 ? await this.opts.gate.enter(daysOf(rows)) : undefined;
     let refusedRows: number;
     try {
@@ -184,7 +197,7 @@ export class ClickHouseLoader {
     const last = rows[rows.length - 1];
     if (first === undefined || last === undefined) return;
     try {
-      await this.store.insertEncoded(this.table, bodyOf(rows), dedupToken({ topic: batch.topic, partition: batch.partition, firstOffset: first.offset, lastOffset: last.offset }));
+      await this.store.insertEncoded(this.table, bodyOf(rows), tokenOf(batch.topic, batch.partition, rows));
       return;
     } catch (e) {
       const refusal = insertRefusal(e);
