@@ -22,10 +22,11 @@ async function main(): Promise<void> {
     ports: { edge: cfg.edge.port, normalizer: cfg.normalizer.port, sink: cfg.sink.port },
     adminPorts: { edge: cfg.edge.adminPort, normalizer: cfg.normalizer.adminPort, sink: cfg.sink.adminPort },
     logDir: path.join(dataDir, 'logs'),
+    topology: cfg.topology,
   });
   const mode = `${cfg.backends.kafkaBrokers ? 'Kafka' : 'embedded log'} + ${cfg.backends.clickhouseUrl ? 'ClickHouse server' : 'chDB'}`;
   console.log(`
-telemetry ingest is up (${mode}); data in ${dataDir}, service logs in ${path.join(dataDir, 'logs')}
+telemetry ingest is up (${mode}; ${cfg.topology === 'single' ? 'one process, pid ' + String(stack.edge.child.pid) : 'three processes'}); data in ${dataDir}, service logs in ${path.join(dataDir, 'logs')}
 
   edge        ${stack.edgeUrl}/v2/ingest      admin (metrics, status) ${stack.edge.adminUrl}
   normalizer  ${stack.normalizer.url}                admin ${stack.normalizer.adminUrl}
@@ -55,10 +56,12 @@ Ctrl-C drains and stops.`);
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
   // If a service dies on its own, say so and stop the rest rather than run half a pipeline.
-  for (const s of [stack.edge, stack.normalizer, stack.sink]) {
+  // In one process the three are views of the same child: say it once.
+  for (const s of cfg.topology === 'single' ? [stack.edge] : [stack.edge, stack.normalizer, stack.sink]) {
     void s.exited.then((code) => {
       if (stopping) return;
-      console.error(`${s.name} exited (code ${code}); see ${path.join(dataDir, 'logs', `${s.name}.log`)}`);
+      const name = cfg.topology === 'single' ? 'ingest' : s.name;
+      console.error(`${name} exited (code ${code}); see ${path.join(dataDir, 'logs', `${name}.log`)}`);
       void stop();
     });
   }
