@@ -1,5 +1,8 @@
-export { IngestClient, retryDelay } from './client.ts';
-export type { ClientErrorInfo, ClientStats, EntryInput, FullPolicy, IngestClientOptions } from './client.ts';
+export { IngestClient } from './client.ts';
+export { retryDelay } from './sender.ts';
+export type { FullPolicy, IngestClientOptions } from './options.ts';
+export type { EntryInput } from './entry.ts';
+export type { ClientErrorInfo, ClientStats } from './stats.ts';
 export { IngestClientError, CLIENT_ERROR_CODES } from './errors.ts';
 export type { ClientErrorCode } from './errors.ts';
 export { HttpTransport, interpretResponse, parseRetryAfter } from './transport.ts';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { FullPolicy, IngestClientOptions } from '../client.ts';
+import type { FullPolicy, IngestClientOptions } from '../options.ts';
 import type { FsyncPolicy } from '../wal/wal.ts';
 
 export interface AgentConfig {

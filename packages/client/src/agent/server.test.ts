@@ -4,7 +4,8 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { IngestClient, type IngestClientOptions } from '../client.ts';
+import { IngestClient } from '../client.ts';
+import type { IngestClientOptions } from '../options.ts';
 import { FakeTransport } from '../testing/fake-transport.ts';
 import { buildAgent, type AgentOptions } from './server.ts';
 

@@ -3,7 +3,8 @@ import { promisify } from 'node:util';
 import { gunzip, inflate } from 'node:zlib';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { EntryRejection } from '@ingest/contracts';
-import type { EntryInput, IngestClient } from '../client.ts';
+import type { IngestClient } from '../client.ts';
+import type { EntryInput } from '../entry.ts';
 import { IngestClientError } from '../errors.ts';
 import { linesToEntries, parseLineProtocol, parsePrecision } from './line-protocol.ts';
 
