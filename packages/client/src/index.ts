@@ -10,8 +10,4 @@ export type { AckResult, HttpTransportOptions, Transport } from './transport.ts'
 export { uuidv7 } from './ids.ts';
 export { Wal } from './wal/wal.ts';
 export type { FsyncPolicy, RecoveryReport, WalOptions } from './wal/wal.ts';
-export { buildAgent } from './agent/server.ts';
-export type { AgentOptions } from './agent/server.ts';
-export { parseLineProtocol, linesToEntries } from './agent/line-protocol.ts';
-export type { LinePoint, LineProtocolError, Precision } from './agent/line-protocol.ts';
 export { checkRecord } from './wal/format.ts';
