@@ -3,8 +3,7 @@ import { promisify } from 'node:util';
 import { gunzip, inflate } from 'node:zlib';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { EntryRejection } from '@ingest/contracts';
-import type { EntryInput, IngestClient } from '../client.ts';
-import { IngestClientError } from '../errors.ts';
+import { IngestClientError, type EntryInput, type IngestClient } from '@ingest/client';
 import { linesToEntries, parseLineProtocol, parsePrecision } from './line-protocol.ts';
 
 const gunzipAsync = promisify(gunzip);

@@ -2,7 +2,8 @@
  * ingest-agent entry point: reads flags and environment, starts the client (WAL recovery first),
  * listens, and drains on SIGTERM/SIGINT. The only file of the package that calls process.exit.
  */
-import { IngestClient } from '../client.ts';
+import { readFileSync } from 'node:fs';
+import { IngestClient } from '@ingest/client';
 import { buildAgent } from './server.ts';
 import { helpText, parseAgentConfig } from './config.ts';
 
@@ -16,6 +17,12 @@ async function main(): Promise<number> {
   }
   if (cfg === 'help') {
     process.stdout.write(`${helpText()}\n`);
+    return 0;
+  }
+  if (cfg === 'version') {
+    // src/main.ts and the built dist/ingest-agent.js both sit one level below package.json.
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
     return 0;
   }
   const client = new IngestClient({

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { IngestClient, type IngestClientOptions } from '../client.ts';
-import { FakeTransport } from '../testing/fake-transport.ts';
+import { IngestClient, type IngestClientOptions } from '@ingest/client';
+import { FakeTransport } from '@ingest/client/testing';
 import { buildAgent, type AgentOptions } from './server.ts';
 
 const opened: Array<{ app: FastifyInstance; client: IngestClient }> = [];

@@ -6,15 +6,14 @@ const base = { INGEST_ENDPOINT: 'http://127.0.0.1:8080', INGEST_API_KEY: 'k' };
 describe('parseAgentConfig', () => {
   it('reads the environment, with defaults for the rest', () => {
     const c = parseAgentConfig([], base);
-    expect(c).not.toBe('help');
-    if (c === 'help') return;
+    if (c === 'help' || c === 'version') throw new Error('unexpected');
     expect(c).toMatchObject({ host: '127.0.0.1', port: 8687, bodyLimitBytes: 8 * 1024 * 1024, lineProtocolApp: 'telegraf' });
     expect(c.client).toMatchObject({ endpoint: 'http://127.0.0.1:8080', apiKey: 'k', fullPolicy: 'block', fsync: 'perBatch', maxDiskBytes: 256 * 1024 * 1024, maxRetries: -1 });
   });
 
   it('lets flags win over the environment', () => {
     const c = parseAgentConfig(['--port', '9999', '--full-policy=dropOldest', '--max-disk-bytes', '64MiB'], { ...base, AGENT_PORT: '1234' });
-    if (c === 'help') throw new Error('unexpected');
+    if (c === 'help' || c === 'version') throw new Error('unexpected');
     expect(c.port).toBe(9999);
     expect(c.client.fullPolicy).toBe('dropOldest');
     expect(c.client.maxDiskBytes).toBe(64 * 1024 * 1024);
@@ -30,6 +29,7 @@ describe('parseAgentConfig', () => {
   it('answers --help, and the help names every flag and variable', () => {
     expect(parseAgentConfig(['--help'], {})).toBe('help');
     expect(parseAgentConfig(['--', '--help'], {})).toBe('help');
+    expect(parseAgentConfig(['--version'], {})).toBe('version');
     const h = helpText();
     for (const s of ['--endpoint', 'INGEST_API_KEY', '--wal-dir', '--full-policy', 'POST /write']) expect(h).toContain(s);
   });

@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { FullPolicy, IngestClientOptions } from '../client.ts';
-import type { FsyncPolicy } from '../wal/wal.ts';
+import type { FsyncPolicy, FullPolicy, IngestClientOptions } from '@ingest/client';
 
 export interface AgentConfig {
   host: string;
@@ -60,12 +59,13 @@ export function helpText(): string {
     '',
     ...rows,
     '  --help                                               print this and exit',
+    '  --version                                            print the version and exit',
   ].join('\n');
 }
 
 /** Flags win over the environment, which wins over defaults. Throws an Error naming the bad key. */
-export function parseAgentConfig(argv: readonly string[], env: Record<string, string | undefined>): AgentConfig | 'help' {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+export function parseAgentConfig(argv: readonly string[], env: Record<string, string | undefined>): AgentConfig | 'help' | 'version' {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' }, version: { type: 'boolean' } };
   for (const name of Object.keys(FLAGS)) options[name] = { type: 'string' };
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -76,6 +76,7 @@ export function parseAgentConfig(argv: readonly string[], env: Record<string, st
     throw new Error(`${(e as Error).message} (see --help)`);
   }
   if (values['help']) return 'help';
+  if (values['version']) return 'version';
   const get = (name: FlagName): string | undefined => {
     const v = values[name];
     if (typeof v === 'string') return v;

@@ -9,7 +9,7 @@
  * literal backslash. Lines starting with `#` are comments.
  */
 import { createHash } from 'node:crypto';
-import type { EntryInput } from '../client.ts';
+import type { EntryInput } from '@ingest/client';
 
 export type Precision = 'ns' | 'us' | 'ms' | 's' | 'm' | 'h';
 
