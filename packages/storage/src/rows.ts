@@ -20,61 +20,79 @@ export interface TelemetryRow {
   log_offset: number;
 }
 
-/** Every encoded row starts with this, then the event time in integer ms: the loader reads the day there without parsing the row. */
-export const ROW_PREFIX = '{"ts":';
-const ROW_PREFIX_BYTES = Buffer.from(ROW_PREFIX);
+/**
+ * The columns of an encoded row, in its order (JSONCompactEachRow is positional): every column
+ * of the table, the log position last because only the loader knows it.
+ */
+export const ROW_COLUMNS = ['ts', 'received_at', 'tenant_id', 'id', 'type', 'app', 'source', 'name', 'value', 'unit', 'level', 'message', 'labels', 'data', 'log_partition', 'log_offset'] as const;
 
 /**
- * An entry as the bytes the table takes: one JSONEachRow line (no newline), every column except
- * the log position, which only the loader knows. Made once, by the normalizer; the log stores it
- * and the loader inserts it as is. `dataJson` is `JSON.stringify(e.data)` when the caller already
- * has it (the normalizer measures it), so it is never serialized twice.
+ * An entry as the bytes the table takes: one JSONCompactEachRow line (no newline) of every column
+ * but the log position. Made once, by the normalizer, in one native JSON.stringify; the log stores
+ * it and the loader inserts it as is. `dataJson` is `JSON.stringify(e.data)` when the caller
+ * already has it (the normalizer measures it), so it is never serialized twice. The event time
+ * comes first, so the loader reads it from the bytes.
  */
 export function encodeRow(e: NormalizedEntry, dataJson: string = JSON.stringify(e.data)): string {
-  const value = e.value === null || !Number.isFinite(e.value) ? 'null' : String(e.value);
-  return (
-    `${ROW_PREFIX}${Math.trunc(e.ts)},"received_at":${Math.trunc(e.receivedAt)},"tenant_id":${JSON.stringify(e.tenant)},"id":${JSON.stringify(e.id)},"type":${JSON.stringify(e.type)}` +
-    `,"app":${JSON.stringify(e.app)},"source":${JSON.stringify(e.source)},"name":${JSON.stringify(e.name)},"value":${value},"unit":${JSON.stringify(e.unit)}` +
-    `,"level":${JSON.stringify(e.level)},"message":${JSON.stringify(e.message)},"labels":${JSON.stringify(e.labels)},"data":${JSON.stringify(dataJson)}}`
-  );
+  // Non-finite values come out as null, as JSON has them.
+  return JSON.stringify([Math.trunc(e.ts), Math.trunc(e.receivedAt), e.tenant, e.id, e.type, e.app, e.source, e.name, e.value, e.unit, e.level, e.message, e.labels, dataJson]);
 }
 
-/** True for a message in the encoded-row format (anything else is a log message of an older version). */
+const OPEN = 0x5b; // [
+const CLOSE = 0x5d; // ]
+const COMMA = 0x2c;
+
+/** True for a message in the encoded-row format (anything else is a log message of an older version, a JSON object). */
 export function isEncodedRow(value: Buffer): boolean {
-  return value.length > ROW_PREFIX_BYTES.length + 1 && value.compare(ROW_PREFIX_BYTES, 0, ROW_PREFIX_BYTES.length, 0, ROW_PREFIX_BYTES.length) === 0 && value[value.length - 1] === 0x7d;
+  return value.length > 2 && value[0] === OPEN && value[value.length - 1] === CLOSE;
 }
 
-/** The event time of an encoded row, read from its fixed prefix; NaN if the bytes are not one. */
+/** The event time of an encoded row, read from its first field; NaN if the bytes are not one. */
 export function encodedRowTs(value: Buffer): number {
   let n = 0;
-  let i = ROW_PREFIX_BYTES.length;
-  const start = i;
-  for (; i < value.length && i < start + 16; i++) {
+  let i = 1;
+  for (; i < value.length && i < 17; i++) {
     const c = value[i] as number;
-    if (c === 0x2c) break;
+    if (c === COMMA) break;
     if (c < 0x30 || c > 0x39) return NaN;
     n = n * 10 + (c - 0x30);
   }
-  return i === start || value[i] !== 0x2c ? NaN : n;
+  return i === 1 || value[0] !== OPEN || value[i] !== COMMA ? NaN : n;
 }
 
 /**
- * Appends an encoded row, with its log position, to a JSONEachRow insert body: the row's closing
- * brace is replaced by the two position columns. Byte work only.
+ * Appends an encoded row, with its log position, to an insert body: the row's closing bracket
+ * becomes the two position columns. Byte work only.
  */
 export function appendPositioned(out: Buffer[], value: Buffer, partition: number, offset: number): number {
   const head = value.subarray(0, value.length - 1);
-  const tail = Buffer.from(`,"log_partition":${partition},"log_offset":${offset}}\n`);
+  const tail = Buffer.from(`,${partition},${offset}]\n`);
   out.push(head, tail);
   return head.length + tail.length;
 }
 
 /** The row decoded, for the few paths that need fields in JavaScript (replay, refused rows). */
 export function decodeRow(value: Buffer, partition: number, offset: number): TelemetryRow {
-  const r = JSON.parse(value.toString('utf8')) as TelemetryRow;
-  r.log_partition = partition;
-  r.log_offset = offset;
-  return r;
+  const f = JSON.parse(value.toString('utf8')) as unknown[];
+  if (!Array.isArray(f) || f.length !== ROW_COLUMNS.length - 2) throw new Error(`an encoded row has ${ROW_COLUMNS.length - 2} fields; this has ${Array.isArray(f) ? f.length : 'none'}`);
+  return {
+    ts: f[0] as number,
+    received_at: f[1] as number,
+    tenant_id: f[2] as string,
+    id: f[3] as string,
+    type: f[4] as string,
+    app: f[5] as string,
+    source: f[6] as string,
+    name: f[7] as string,
+    value: f[8] as number | null,
+    unit: f[9] as string,
+    level: f[10] as string,
+    message: f[11] as string,
+    labels: f[12] as Record<string, string>,
+    data: f[13] as string,
+    log_partition: partition,
+    log_offset: offset,
+  };
 }
 
 export function toRow(e: NormalizedEntry, partition: number, offset: number): TelemetryRow {

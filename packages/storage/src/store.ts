@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { migrate } from './migrations.ts';
-import type { TelemetryRow } from './rows.ts';
+import { ROW_COLUMNS, type TelemetryRow } from './rows.ts';
 
 /** Tables the store will touch; identifiers are allow-listed, never built from input. */
 export const TABLES = { live: 'telemetry', shadow: 'telemetry_shadow', mirror: 'telemetry_mirror' } as const;
@@ -92,19 +92,19 @@ export class TelemetryStore {
   }
 
   /**
-   * Inserts one block given as JSONEachRow bytes, as they are: nothing is parsed or re-encoded in
-   * JavaScript. Same dedup contract as insert().
+   * Inserts one block given as encoded rows (JSONCompactEachRow lines of ROW_COLUMNS, see rows.ts),
+   * as they are: nothing is parsed or re-encoded in JavaScript. Same dedup contract as insert().
    */
   async insertEncoded(table: TableName, body: Buffer, dedupToken: string): Promise<void> {
     assertTable(table);
     if (body.length === 0) return;
     // Settings ride on this INSERT alone (chDB's connection would make them session-wide SETs).
     if (this.rawInsert) {
-      await this.rawInsert({ table, values: body, format: 'JSONEachRow', settings: { insert_deduplication_token: dedupToken, async_insert: 0 } });
+      await this.rawInsert({ table, columns: ROW_COLUMNS, values: body, format: 'JSONCompactEachRow', settings: { insert_deduplication_token: dedupToken, async_insert: 0 } });
       return;
     }
     // A byte stream (not object mode) is sent as the body without encoding.
-    await this.client.insert({ table, values: Readable.from([body], { objectMode: false }), format: 'JSONEachRow', clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 } });
+    await this.client.insert({ table, columns: [...ROW_COLUMNS], values: Readable.from([body], { objectMode: false }), format: 'JSONCompactEachRow', clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 } });
   }
 
   /** Distinct entries (FINAL collapses duplicates not yet merged away). */
@@ -144,7 +144,7 @@ export class TelemetryStore {
   }
 }
 
-type RawInsert = (p: { table: string; values: Buffer; format: 'JSONEachRow'; settings: Record<string, string | number> }) => Promise<unknown>;
+type RawInsert = (p: { table: string; columns: ReadonlyArray<string>; values: Buffer; format: 'JSONCompactEachRow'; settings: Record<string, string | number> }) => Promise<unknown>;
 
 function assertTable(t: string): asserts t is TableName {
   if (t !== TABLES.live && t !== TABLES.shadow && t !== TABLES.mirror) throw new Error(`unknown table ${t}`);

@@ -225,15 +225,17 @@ export class ClickHouseLoader {
  * is decoded only to name it; a row too damaged to decode is still dead-lettered, by its offset.
  */
 function deadLetterMessage(batch: MessageBatch, row: EncodedRow, refusal: InsertRefusal): LogMessage {
-  const raw = row.value.toString('utf8');
+  // The row by its column names when it decodes (a reader needs no column list); its bytes otherwise.
+  let raw = row.value.toString('utf8');
   let id = `at offset ${row.offset}`;
   let receivedAt = 0;
   try {
     const decoded = decodeRow(rowBytes(row.value), batch.partition, row.offset);
     id = decoded.id;
     receivedAt = decoded.received_at;
+    raw = JSON.stringify(decoded);
   } catch {
-    // named by its offset
+    // named by its offset, kept as bytes
   }
   const letter: DeadLetter = {
     tenant: row.key,
