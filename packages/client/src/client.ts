@@ -1,4 +1,5 @@
 import { ENTRY_TYPES, type EntryType } from '@ingest/contracts';
+import { backoffMs } from '@ingest/queue';
 import { Deque } from './deque.ts';
 import { IngestClientError } from './errors.ts';
 import { uuidv7 } from './ids.ts';
@@ -533,7 +534,7 @@ export class IngestClient implements AsyncDisposable {
         this.noteError('CLIENT_ERR_WAL_IO', (e as Error).message);
         // The entries stay buffered (bounded) and the write is retried: a full or flaky disk
         // should not lose what record() already accepted.
-        await sleep(Math.min(2000, 50 * 2 ** Math.min(failures++, 6)));
+        await sleep(backoffMs(++failures, { initialMs: 50, maxMs: 2000, jitter: 'none' }));
         if (Date.now() >= Math.min(deadline, this.flushDeadline)) return;
       }
     }
@@ -887,9 +888,8 @@ export class IngestClient implements AsyncDisposable {
  * collector does.
  */
 export function retryDelay(consecutiveFailures: number, baseMs: number, maxMs: number, retryAfterMs: number | undefined, random = Math.random): number {
-  const exp = Math.min(maxMs, baseMs * 2 ** Math.max(0, Math.min(consecutiveFailures - 1, 30)));
-  const backoff = exp / 2 + random() * (exp / 2);
-  if (retryAfterMs === undefined) return Math.round(backoff);
+  const backoff = backoffMs(consecutiveFailures, { initialMs: baseMs, maxMs }, random);
+  if (retryAfterMs === undefined) return backoff;
   // A little jitter on top of Retry-After so a fleet told "1 s" does not come back in lockstep.
   return Math.round(Math.max(backoff, retryAfterMs + random() * Math.min(1000, retryAfterMs * 0.1)));
 }

@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readTenants, validTenantId, withTenantsLock, writeFileAtomic, type TenantsDoc } from './file.ts';
+import { writeFileAtomic } from '@ingest/fsutil';
+import { readTenants, validTenantId, withTenantsLock, type TenantsDoc } from './file.ts';
 
 /**
  * The cut-over set: which tenants the v2 pipeline is authoritative for. It lives in ONE file next
@@ -147,6 +148,7 @@ export async function setTenantRoute(
       else doc.tenants[tenant] = { state: route, since: now };
       doc.generation += 1;
       doc.updatedAt = now;
+      await mkdir(path.dirname(files.cutoverFile), { recursive: true });
       await writeFileAtomic(files.cutoverFile, JSON.stringify(doc, null, 2) + '\n');
     }
     // Published even when unchanged: re-running a command repairs a map that was lost or edited.

@@ -1,5 +1,5 @@
 export { generateApiKey, hashApiKey, keyPrefix, keyMatches } from './keys.ts';
-export { readTenants, writeTenants, writeFileAtomic, addTenantKey, revokeTenantKey, validTenantId } from './file.ts';
+export { readTenants, writeTenants, addTenantKey, revokeTenantKey, validTenantId } from './file.ts';
 export { PolledFile, fileVersion } from './polled-file.ts';
 export type { TenantLimits, StoredKey, TenantRecord, TenantsDoc } from './file.ts';
 export {
