@@ -11,7 +11,6 @@ export const HEADERS = {
   tenant: 'x-ingest-tenant',
   version: 'x-ingest-version',
   traceparent: 'traceparent',
-  receivedAt: 'x-ingest-received-at',
   /** Shared secret between our own services (and ingestctl) for /internal and /admin routes. */
   internalToken: 'x-ingest-internal-token',
 } as const;

@@ -35,11 +35,6 @@ export interface CutoverDoc {
   tenants: Record<string, CutoverEntry>;
 }
 
-/** Where the cut-over file lives by default: beside the tenants file, under the same lock. */
-export function cutoverFileFor(tenantsFile: string): string {
-  return path.join(path.dirname(tenantsFile), 'cutover.json');
-}
-
 export function emptyCutover(): CutoverDoc {
   return { version: 1, generation: 0, updatedAt: new Date(0).toISOString(), tenants: Object.create(null) as Record<string, CutoverEntry> };
 }

@@ -6,7 +6,6 @@ export {
   CUTOVER_STATES,
   cutoverActive,
   CutoverConflictError,
-  cutoverFileFor,
   emptyCutover,
   parseCutover,
   readCutover,
