@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { IngestClient, retryDelay, type IngestClientOptions } from './client.ts';
 import { IngestClientError } from './errors.ts';
-import { FakeTransport } from './testing/fake-transport.ts';
+import { FakeTransport } from '../test/fake-transport.ts';
 
 const clients: IngestClient[] = [];
 afterEach(async () => {

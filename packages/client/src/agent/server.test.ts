@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { IngestClient, type IngestClientOptions } from '../client.ts';
-import { FakeTransport } from '../testing/fake-transport.ts';
+import { FakeTransport } from '../../test/fake-transport.ts';
 import { buildAgent, type AgentOptions } from './server.ts';
 
 const opened: Array<{ app: FastifyInstance; client: IngestClient }> = [];
