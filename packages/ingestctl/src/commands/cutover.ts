@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ENTRY_TYPES } from '@ingest/contracts';
 import { writeFileAtomic } from '@ingest/fsutil';
 import { TABLES, TelemetryStore, type TableName } from '@ingest/storage';
@@ -122,8 +123,6 @@ export async function renderRouting(ce: CutoverEnv, doc: CutoverDoc, tenants: Te
   }
   return { entries: entries.length, caseCollisions: r.caseCollisions };
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** GET over a fresh connection (agent: false), so a keep-alive socket to an old nginx worker can't answer. */
 function getFresh(url: URL, timeoutMs: number): Promise<{ status: number; body: string }> {
