@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { acquireLockFile, LockHeldError } from './lock-file.ts';
 
@@ -27,6 +28,24 @@ function livePid(): number {
   const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   children.push(child);
   return child.pid!;
+}
+
+const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');
+const CONTENDER = join(import.meta.dirname, '..', 'test', 'lock-contender.ts');
+
+/** A child process racing for `file` (test/lock-contender.ts); next() is its next output line. */
+function contender(file: string): { child: ChildProcess; next: () => Promise<string>; exited: Promise<void> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', CONTENDER, file], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+  children.push(child);
+  const lines = createInterface({ input: child.stdout! });
+  const queue: string[] = [];
+  const waiting: Array<(line: string) => void> = [];
+  lines.on('line', (l) => (waiting.length > 0 ? waiting.shift()!(l) : queue.push(l)));
+  return {
+    child,
+    next: () => (queue.length > 0 ? Promise.resolve(queue.shift()!) : new Promise((r) => waiting.push(r))),
+    exited: new Promise((r) => child.once('exit', () => r())),
+  };
 }
 
 describe('acquireLockFile', () => {
@@ -95,6 +114,21 @@ describe('acquireLockFile', () => {
     await expect(acquireLockFile(lock, { waitMs: 60, pollMs: 5 })).rejects.toBeInstanceOf(LockHeldError);
     expect(Date.now() - started).toBeGreaterThanOrEqual(60);
     await second.release();
+  });
+
+  it('of processes racing for a dead owner\'s lock, exactly one takes it', async () => {
+    const stale = deadPid();
+    await writeFile(lock, `${stale}\n`);
+    const contenders = Array.from({ length: 5 }, () => contender(lock));
+    await Promise.all(contenders.map((c) => c.next()));
+    for (const c of contenders) c.child.stdin!.write('go\n');
+    const results = await Promise.all(contenders.map((c) => c.next()));
+    expect([...results].sort()).toEqual(['refused', 'refused', 'refused', 'refused', 'won']);
+    const winner = contenders[results.indexOf('won')]!;
+    expect(await readFile(lock, 'utf8')).toBe(`${winner.child.pid}\n`);
+    for (const c of contenders) c.child.stdin!.end();
+    await Promise.all(contenders.map((c) => c.exited));
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it('release leaves alone a lock file that names someone else', async () => {

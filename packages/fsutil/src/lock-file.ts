@@ -1,9 +1,10 @@
 /**
  * A lock file naming the pid that holds it: one owner per file across processes and within one.
  * A lock left by a process that no longer runs is taken over, so a crash never needs a human to
- * delete a file before the next start.
+ * delete a file before the next start. Liveness is a pid check, so it guards processes that share
+ * a pid namespace (one machine or container), not writers on two hosts sharing a volume.
  */
-import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, readFile, unlink, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isErrno } from './errno.ts';
@@ -85,27 +86,34 @@ function held(path: string, tookOver: boolean): HeldLock {
 
 /** true/false: taken (false: fresh, true: over a stale lock); otherwise the live holder. */
 async function take(path: string): Promise<boolean | { holder: number }> {
-  const mine = `${process.pid}\n`;
   // The pid is written under a temporary name and linked into place: link fails with EEXIST when
   // the lock exists, and a competitor never reads a lock file whose pid is not written yet.
   tmpCounter = (tmpCounter + 1) % 1_000_000;
   const tmp = `${path}.${process.pid}.${tmpCounter}.tmp`;
+  const mine = `${process.pid}\n`;
   await writeFile(tmp, mine);
   try {
     let tookOver = false;
-    // Bounded: each round either takes the file or finds it changed under us by a competitor.
-    for (let round = 0; round < 5; round++) {
+    // Bounded: a round ends with the lock taken, a live holder, or a competitor having moved first.
+    for (let round = 0; round < 200; round++) {
       try {
         await link(tmp, path);
         return tookOver;
       } catch (err) {
+        if (isErrno(err, 'ENOENT')) {
+          // The holder swept its directory's *.tmp files (ours among them) while we were here.
+          await writeFile(tmp, mine);
+          continue;
+        }
         if (!isErrno(err, 'EEXIST')) throw err;
       }
-      const seen = await readFile(path, 'utf8').catch((err: unknown) => (isErrno(err, 'ENOENT') ? null : Promise.reject(err)));
-      if (seen === null) continue; // released meanwhile
+      const seen = await readText(path);
+      if (seen === undefined) continue; // released meanwhile
       const holder = parsePid(seen);
       if (holder !== undefined && holder !== process.pid && pidAlive(holder)) return { holder };
-      tookOver = (await breakStale(path, seen)) || tookOver;
+      const broke = await breakStale(path, seen, tmp);
+      if (broke === 'busy') await sleep(2);
+      tookOver ||= broke === 'removed';
     }
     throw new Error(`${path}: lock file keeps changing under us; another process is contending for it`);
   } finally {
@@ -114,25 +122,38 @@ async function take(path: string): Promise<boolean | { holder: number }> {
 }
 
 /**
- * Moves a stale lock aside (rename: of two processes breaking it at once, one wins). If what was
- * moved is not what was read as stale, a competitor took the lock in between: it is put back.
+ * Removes a stale lock, under `<path>.break` so that of several processes that found it stale at
+ * once only one removes it, and only while it still holds what was found stale: a competitor that
+ * broke it first and took the lock keeps it. A `.break` file of a dead process (one that crashed in
+ * these few lines) is removed.
  */
-async function breakStale(path: string, seen: string): Promise<boolean> {
-  tmpCounter = (tmpCounter + 1) % 1_000_000;
-  const aside = `${path}.${process.pid}.${tmpCounter}.stale.tmp`;
+async function breakStale(path: string, seen: string, tmp: string): Promise<'removed' | 'changed' | 'busy'> {
+  const guard = `${path}.break`;
   try {
-    await rename(path, aside);
+    await link(tmp, guard);
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return false;
-    throw err;
+    if (isErrno(err, 'ENOENT')) return 'busy'; // our temp file was swept; the next round rewrites it
+    if (!isErrno(err, 'EEXIST')) throw err;
+    const breaker = parsePid((await readText(guard)) ?? '');
+    if (breaker !== undefined && breaker !== process.pid && pidAlive(breaker)) return 'busy';
+    await unlink(guard).catch(() => undefined);
+    return 'busy';
   }
   try {
-    const moved = await readFile(aside, 'utf8');
-    if (moved === seen) return true;
-    await link(aside, path).catch((err: unknown) => (isErrno(err, 'EEXIST') ? undefined : Promise.reject(err)));
-    return false;
+    if ((await readText(path)) !== seen) return 'changed';
+    await unlink(path);
+    return 'removed';
   } finally {
-    await unlink(aside).catch(() => undefined);
+    await unlink(guard).catch(() => undefined);
+  }
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw err;
   }
 }
 
