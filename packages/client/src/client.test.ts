@@ -6,7 +6,7 @@ import { IngestClient } from './client.ts';
 import type { IngestClientOptions } from './options.ts';
 import { retryDelay } from './sender.ts';
 import { IngestClientError } from './errors.ts';
-import { FakeTransport } from './testing/fake-transport.ts';
+import { FakeTransport } from '../test/fake-transport.ts';
 
 const clients: IngestClient[] = [];
 afterEach(async () => {

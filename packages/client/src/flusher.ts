@@ -3,6 +3,7 @@ import type { Settings } from './options.ts';
 import { sleep } from './sleep.ts';
 import type { Ledger } from './stats.ts';
 import { WalWriteError, type Wal } from './wal/wal.ts';
+import { backoffMs } from '@ingest/queue';
 
 /**
  * Moves the record buffer into the WAL: at least every flushIntervalMs, sooner when a batch' worth
@@ -123,7 +124,7 @@ export class Flusher {
         this.ledger.note('CLIENT_ERR_WAL_IO', (e as Error).message);
         // The entries stay buffered (bounded) and the write is retried: a full or flaky disk
         // should not lose what record() already accepted.
-        await sleep(Math.min(2000, 50 * 2 ** Math.min(failures++, 6)));
+        await sleep(backoffMs(++failures, { initialMs: 50, maxMs: 2000, jitter: 'none' }));
         if (Date.now() >= Math.min(deadline, this.deadline)) return;
       }
     }

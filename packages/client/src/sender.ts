@@ -2,6 +2,7 @@ import type { Settings } from './options.ts';
 import type { Ledger } from './stats.ts';
 import type { AckResult, Transport } from './transport.ts';
 import type { Wal, WalRecord } from './wal/wal.ts';
+import { backoffMs } from '@ingest/queue';
 
 interface Batch {
   /** First offset this batch accounts for (the reader's position when it was read). */
@@ -269,9 +270,8 @@ export class Sender {
  * collector does.
  */
 export function retryDelay(consecutiveFailures: number, baseMs: number, maxMs: number, retryAfterMs: number | undefined, random = Math.random): number {
-  const exp = Math.min(maxMs, baseMs * 2 ** Math.max(0, Math.min(consecutiveFailures - 1, 30)));
-  const backoff = exp / 2 + random() * (exp / 2);
-  if (retryAfterMs === undefined) return Math.round(backoff);
+  const backoff = backoffMs(consecutiveFailures, { initialMs: baseMs, maxMs }, random);
+  if (retryAfterMs === undefined) return backoff;
   // A little jitter on top of Retry-After so a fleet told "1 s" does not come back in lockstep.
   return Math.round(Math.max(backoff, retryAfterMs + random() * Math.min(1000, retryAfterMs * 0.1)));
 }

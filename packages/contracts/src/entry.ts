@@ -1,17 +1,6 @@
-/** The wire v2 entry as a producer sends it, before validation. */
+/** The entry types of the wire v2 schema. */
 export const ENTRY_TYPES = ['log', 'metric', 'event', 'health', 'alert'] as const;
 export type EntryType = (typeof ENTRY_TYPES)[number];
-
-export interface WireEntry {
-  id?: string;
-  type: EntryType;
-  /** ISO 8601 string or epoch milliseconds. */
-  timestamp: string | number;
-  app?: string;
-  source?: string;
-  data: Record<string, unknown>;
-  labels?: Record<string, string>;
-}
 
 /**
  * An entry after the normalizer: validated, in canonical units (seconds, bytes, ratios, UTC ms),

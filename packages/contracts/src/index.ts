@@ -1,7 +1,7 @@
-export { ERROR_CATALOG, IngestError, ingestError, isErrorCode, FastifyCodes } from './errors.ts';
+export { ERROR_CATALOG, IngestError, ingestError, isErrorCode } from './errors.ts';
 export type { CatalogEntry, ErrorCode, EntryErrorCode, ErrorBody } from './errors.ts';
 export { ENTRY_TYPES } from './entry.ts';
-export type { EntryType, WireEntry, NormalizedEntry, EntryRejection, DeadLetter, IngestResult } from './entry.ts';
+export type { EntryType, NormalizedEntry, EntryRejection, DeadLetter, IngestResult } from './entry.ts';
 export { ROUTES, HEADERS, INGEST_VERSIONS } from './internal.ts';
 export type { NormalizeRequest, WriteBatch, WriteResult, HopMeta, NormalizeHop, WriteHop } from './internal.ts';
 export { TOPICS } from './topics.ts';

@@ -11,7 +11,6 @@ export const HEADERS = {
   tenant: 'x-ingest-tenant',
   version: 'x-ingest-version',
   traceparent: 'traceparent',
-  receivedAt: 'x-ingest-received-at',
   /** On the normalizer → sink writer hop over HTTP: how many of the body's lines are rows (the rest are dead letters). */
   rows: 'x-ingest-rows',
   /** Shared secret between our own services (and ingestctl) for /internal and /admin routes. */

@@ -3,7 +3,7 @@
  * prints "FLUSHED <n>", then keeps recording unflushed entries (ids u-…) until it is killed.
  * Configured by environment: WAL_DIR, ENDPOINT, API_KEY, FLUSHED.
  */
-import { IngestClient } from '../client.ts';
+import { IngestClient } from '@ingest/client';
 
 const env = (k: string): string => {
   const v = process.env[k];

@@ -1,7 +1,7 @@
 import type { LogAdmin, PartitionOffsets, StoredMessage } from '@ingest/log';
 import { rowKey, type RowKey, type ShadowTableName, type TelemetryRow } from '@ingest/storage';
-import type { ExistenceLookup } from './scan.ts';
-import type { ShadowWriter } from './execute.ts';
+import type { ExistenceLookup } from '../src/replay/scan.ts';
+import type { ShadowWriter } from '../src/replay/execute.ts';
 
 /** Test doubles for the replay unit tests: an in-memory log admin and shadow table. */
 

@@ -1,4 +1,4 @@
-import type { AckResult, Transport } from '../transport.ts';
+import type { AckResult, Transport } from '../src/transport.ts';
 
 export interface SentBatch {
   /** Parsed entries as the transport received them. */

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { runCli } from './main.ts';
+import { runCli } from '../src/main.ts';
 
 export interface FakeAnswer {
   status: number;
