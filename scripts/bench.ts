@@ -150,7 +150,7 @@ async function runOne(name: SystemName, round: number): Promise<Round> {
     const t0 = performance.now();
     const max = await closedLoop(target, { seconds: settings.seconds, connections: WORKLOAD.connections, onTick: tick('max rate') });
     const tLoad = performance.now();
-    progress(`${label}: waiting for the loader`);
+    if (sys.sink) progress(`${label}: waiting for the loader`);
     await loaded();
     const t1 = performance.now();
     const cpuSeconds = cpuTicksBetween(before, cpuSnapshot(sys.pid)) / clk;
