@@ -17,6 +17,18 @@ async function main(): Promise<void> {
   const doc = await readTenants(tenantsFile);
   if (Object.keys(doc.tenants).length === 0) demoKey = (await addTenantKey(tenantsFile, 'demo')).apiKey;
 
+  // A signal during startup is remembered and acted on once the stack is up: handlers installed
+  // only afterwards would let an early SIGTERM kill this supervisor and orphan the services.
+  let stopRequested = false;
+  let stop = (): void => {
+    stopRequested = true;
+  };
+  // `on`, not `once`: Ctrl-C reaches this process twice (the terminal signals the whole process
+  // group, and pnpm passes its own SIGINT on), and a second signal with no handler would kill the
+  // supervisor mid-drain and orphan the services. One drain, however many signals.
+  process.on('SIGINT', () => stop());
+  process.on('SIGTERM', () => stop());
+
   const stack = await startStack({
     env,
     ports: { edge: cfg.edge.port, normalizer: cfg.normalizer.port, sink: cfg.sink.port },
@@ -43,18 +55,15 @@ more:
 Ctrl-C drains and stops.`);
 
   let stopping = false;
-  const stop = async () => {
+  const drain = async () => {
     if (stopping) return;
     stopping = true;
     console.log('\ndraining…');
     await stack.stop();
     process.exit(0);
   };
-  // `on`, not `once`: Ctrl-C reaches this process twice (the terminal signals the whole process
-  // group, and pnpm passes its own SIGINT on), and a second signal with no handler would kill the
-  // supervisor mid-drain and orphan the services. One drain, however many signals.
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
+  stop = () => void drain();
+  if (stopRequested) stop();
   // If a service dies on its own, say so and stop the rest rather than run half a pipeline.
   // In one process the three are views of the same child: say it once.
   for (const s of cfg.topology === 'single' ? [stack.edge] : [stack.edge, stack.normalizer, stack.sink]) {
@@ -62,7 +71,7 @@ Ctrl-C drains and stops.`);
       if (stopping) return;
       const name = cfg.topology === 'single' ? 'ingest' : s.name;
       console.error(`${name} exited (code ${code}); see ${path.join(dataDir, 'logs', `${name}.log`)}`);
-      void stop();
+      stop();
     });
   }
 }
