@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DurableLog } from '@ingest/log';
-import type { TelemetryStore } from '@ingest/storage';
+import { decodeRow, type TelemetryStore } from '@ingest/storage';
 import { TOPOLOGIES, batchOf, logEntry, postIngest, startInProcessStack, type InProcessStack } from '@ingest/testkit';
 import { MODES, modeEnv, readTopic, sharedStore, tenantId, type ModeEnv } from './helpers.ts';
 
@@ -58,7 +58,7 @@ describe.each(MODES.flatMap((mode) => TOPOLOGIES.map((topology) => [mode, topolo
     }
     const messages = await readTopic(log, stack.config.backends.topic);
     for (const t of tenants) {
-      const ids = new Set(messages.filter((x) => x.key === t).map((x) => (JSON.parse(x.value.toString()) as { id: string }).id));
+      const ids = new Set(messages.filter((x) => x.key === t).map((x) => decodeRow(x.value, x.partition, x.offset).id));
       expect(ids.size).toBe(accepted.get(t));
     }
 
