@@ -17,6 +17,14 @@ export default tseslint.config(
     },
   },
   {
+    // Test doubles live in each package's test/ folder; shipped code must never reach for one.
+    files: ['{packages,services}/*/src/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)test/', message: 'test/ holds test doubles: import them from tests only.' }] }],
+    },
+  },
+  {
     // A skipped or focused test proves nothing and hides the rest: a test that cannot run fails.
     files: ['**/*.test.ts'],
     rules: {

@@ -9,7 +9,9 @@ import { startInProcessStack, type InProcessStack } from '@ingest/testkit';
 import { sharedStore, tenantId } from './helpers.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
-const BIN = path.join(REPO_ROOT, 'packages/client/bin/ingest-agent.js');
+// The agent's entry from source, in this process's node with tsx (the compiled bin is exercised by
+// e2e/install.integration.test.ts, installed from its tarball).
+const MAIN = path.join(REPO_ROOT, 'packages/agent/src/main.ts');
 const AGENT_PORT = 18610;
 const AGENT = `http://127.0.0.1:${AGENT_PORT}`;
 
@@ -27,7 +29,7 @@ beforeAll(async () => {
   const apiKey = await stack.tenant(tenant);
   walDir = await mkdtemp(path.join(tmpdir(), 'agent-wal-'));
   // The real binary, configured by flags and environment as an operator would.
-  agent = spawn(process.execPath, [BIN, '--endpoint', stack.edgeUrl, '--port', String(AGENT_PORT), '--wal-dir', walDir, '--flush-interval-ms', '50'], {
+  agent = spawn(process.execPath, ['--import', 'tsx', MAIN, '--endpoint', stack.edgeUrl, '--port', String(AGENT_PORT), '--wal-dir', walDir, '--flush-interval-ms', '50'], {
     cwd: REPO_ROOT,
     env: { ...process.env, INGEST_API_KEY: apiKey, AGENT_LINE_PROTOCOL_APP: 'telegraf' },
     stdio: ['ignore', 'pipe', 'pipe'],

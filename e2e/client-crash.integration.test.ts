@@ -9,7 +9,7 @@ import { IngestClient } from '@ingest/client';
 import { sharedStore, tenantId } from './helpers.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
-const CHILD = path.join(REPO_ROOT, 'packages/client/src/testing/producer-child.ts');
+const CHILD = path.join(REPO_ROOT, 'e2e/client-producer-child.ts');
 
 let store: TelemetryStore;
 let stack: InProcessStack;

@@ -76,3 +76,65 @@ describe.each(CASES)('sink writer stopped by $signal under load ($mode log)', ({
     expect(stats.final).toBe(acked);
   });
 });
+
+// The default topology: every role in one process, so a kill -9 takes edge, normalizer, sink
+// writer and loader down at once, mid-request and mid-insert.
+describe.each(MODES)('the one process killed -9 under load (%s log)', (mode) => {
+  let m: ModeEnv;
+  let stack: Stack | undefined;
+  beforeAll(async () => {
+    m = await modeEnv(mode);
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await m?.stop();
+  });
+
+  it('after restart every entry that got a 2xx is in ClickHouse, zero duplicates', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), `crash-single-${mode}-`));
+    const tenant = tenantId('crash1');
+    const { apiKey } = await addTenantKey(path.join(dataDir, 'tenants.json'), tenant);
+    const env = { ...m.env, INGEST_DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
+    const ports = { edge: await freePort(), normalizer: await freePort(), sink: await freePort() };
+    const adminPorts = { edge: await freePort(), normalizer: await freePort(), sink: await freePort() };
+    const start = () => startStack({ env, ports, adminPorts, logDir: path.join(dataDir, 'logs'), topology: 'single' });
+    stack = await start();
+    const edgeUrl = stack.edgeUrl;
+
+    let acked = 0;
+    let failures = 0;
+    let stop = false;
+    let next = 0;
+    const producer = async () => {
+      while (!stop) {
+        const b = batchOf(250, (next++) * 250);
+        for (let attempt = 0; attempt < 600; attempt++) {
+          const r = await postIngest(edgeUrl, apiKey, b).catch(() => undefined);
+          if (r?.status === 200) {
+            acked += r.body.accepted ?? 0;
+            break;
+          }
+          failures++;
+          await new Promise((res) => setTimeout(res, 100));
+        }
+      }
+    };
+    const load = Promise.all([0, 1, 2, 3].map(() => producer()));
+    const until = (cond: () => boolean) => waitUntil('acknowledged entries', cond, 120_000, 10);
+    await until(() => acked >= 2500);
+    await stack.edge.kill9();
+    const ackedAtKill = acked;
+    stack = await start();
+    await until(() => acked >= ackedAtKill + 5000);
+    stop = true;
+    await load;
+
+    console.log(JSON.stringify({ mode, topology: 'single', acked, ackedAtKill, failures, next }));
+    expect(failures).toBeGreaterThan(0);
+    expect(acked).toBe(next * 250);
+    await waitLoaded(stack.sink.url, 120_000);
+    const stats = (await (await fetch(`${stack.sink.url}/admin/v1/row-stats?tenant=${tenant}`)).json()) as { final: number; distinctIds: number };
+    expect(stats.distinctIds).toBe(acked);
+    expect(stats.final).toBe(acked);
+  });
+});

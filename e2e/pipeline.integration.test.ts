@@ -2,8 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DurableLog } from '@ingest/log';
-import type { TelemetryStore } from '@ingest/storage';
-import { batchOf, logEntry, postIngest, startInProcessStack, type InProcessStack } from '@ingest/testkit';
+import { decodeRow, type TelemetryStore } from '@ingest/storage';
+import { TOPOLOGIES, batchOf, logEntry, postIngest, startInProcessStack, type InProcessStack } from '@ingest/testkit';
 import { MODES, modeEnv, readTopic, sharedStore, tenantId, type ModeEnv } from './helpers.ts';
 
 let store: TelemetryStore;
@@ -14,14 +14,15 @@ afterAll(async () => {
   await store.close();
 });
 
-describe.each(MODES)('pipeline end to end (%s log, chDB)', (mode) => {
+// Every mode in both topologies: the stages joined in one process, and joined by HTTP.
+describe.each(MODES.flatMap((mode) => TOPOLOGIES.map((topology) => [mode, topology] as const)))('pipeline end to end (%s log, %s topology, chDB)', (mode, topology) => {
   let m: ModeEnv;
   let stack: InProcessStack;
   let log: DurableLog;
 
   beforeAll(async () => {
     m = await modeEnv(mode);
-    stack = await startInProcessStack({ env: { ...m.env, EDGE_MAX_DEPTH: '32', EDGE_BODY_LIMIT: '1MiB' }, store });
+    stack = await startInProcessStack({ env: { ...m.env, EDGE_MAX_DEPTH: '32', EDGE_BODY_LIMIT: '1MiB' }, store, topology });
     log = m.readLog(stack.dataDir);
   });
   afterAll(async () => {
@@ -57,7 +58,7 @@ describe.each(MODES)('pipeline end to end (%s log, chDB)', (mode) => {
     }
     const messages = await readTopic(log, stack.config.backends.topic);
     for (const t of tenants) {
-      const ids = new Set(messages.filter((x) => x.key === t).map((x) => (JSON.parse(x.value.toString()) as { id: string }).id));
+      const ids = new Set(messages.filter((x) => x.key === t).map((x) => decodeRow(x.value, x.partition, x.offset).id));
       expect(ids.size).toBe(accepted.get(t));
     }
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DurableLog, StoredMessage } from '@ingest/log';
-import type { TelemetryStore } from '@ingest/storage';
+import { decodeRow, type TelemetryStore } from '@ingest/storage';
 import { logEntry, postIngest, startInProcessStack, type InProcessStack } from '@ingest/testkit';
 import { EXIT, runCli } from '@ingest/ingestctl';
 import { MODES, modeEnv, readTopic, sharedStore, tenantId, type Mode, type ModeEnv } from './helpers.ts';
@@ -76,7 +76,7 @@ interface Diff {
   rows: Array<{ tenant: string; type: string; hour: string; liveCount: number; shadowCount: number; equal: boolean }>;
 }
 
-const idOf = (m: StoredMessage) => (JSON.parse(m.value.toString('utf8')) as { id: string }).id;
+const idOf = (m: StoredMessage) => decodeRow(m.value, m.partition, m.offset).id;
 
 describe.each(MODES)('replay into the shadow table (%s log, chDB)', (mode) => {
   let m: ModeEnv;

@@ -7,7 +7,7 @@ import { loadConfig } from '@ingest/config';
 import { openLog } from '@ingest/log';
 import { adminListener } from '@ingest/observability';
 import type { TelemetryStore } from '@ingest/storage';
-import { batchOf, postIngest, startInProcessStack, waitUntil, type InProcessStack, type PostResult } from '@ingest/testkit';
+import { TOPOLOGIES, batchOf, postIngest, startInProcessStack, waitUntil, type InProcessStack, type PostResult, type Topology } from '@ingest/testkit';
 import { MODES, holdable, modeEnv, sharedStore, tenantId, type ModeEnv } from './helpers.ts';
 
 let store: TelemetryStore;
@@ -24,16 +24,17 @@ async function budgetEntries(app: InProcessStack['edge']): Promise<number> {
   return (res.json<{ budget: { entries: number } }>()).budget.entries;
 }
 
-async function held(mode: ModeEnv, env: Record<string, string>) {
+async function held(mode: ModeEnv, env: Record<string, string>, topology: Topology) {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'shed-'));
   const cfg = loadConfig({ INGEST_DATA_DIR: dataDir, ...mode.env, ...env });
   const real = openLog({ kafkaBrokers: cfg.backends.kafkaBrokers, dir: path.join(dataDir, 'log'), partitions: 3, fsync: 'always', clientId: 'shed' });
   const h = holdable(real);
-  const stack = await startInProcessStack({ env: { ...mode.env, ...env }, dataDir, log: h.log, store });
+  const stack = await startInProcessStack({ env: { ...mode.env, ...env }, dataDir, log: h.log, store, topology });
   return { stack, h };
 }
 
-describe.each(MODES)('shedding (%s log)', (mode) => {
+// Shed policies are the same whether the stages share a process or talk over HTTP.
+describe.each(MODES.flatMap((mode) => TOPOLOGIES.map((topology) => [mode, topology] as const)))('shedding (%s log, %s topology)', (mode, topology) => {
   let m: ModeEnv;
   beforeAll(async () => {
     m = await modeEnv(mode);
@@ -43,7 +44,7 @@ describe.each(MODES)('shedding (%s log)', (mode) => {
   });
 
   it('sink writer over budget while the log is held → the edge answers 429 with Retry-After; after release every 2xx entry is present', async () => {
-    const { stack, h } = await held(m, { SINK_INFLIGHT_ENTRIES: '1000', SINK_INFLIGHT_BYTES: '64MiB', SINK_BATCH_MAX_BYTES: '1MiB' });
+    const { stack, h } = await held(m, { SINK_INFLIGHT_ENTRIES: '1000', SINK_INFLIGHT_BYTES: '64MiB', SINK_BATCH_MAX_BYTES: '1MiB' }, topology);
     try {
       const t = tenantId('sinkfull');
       const key = await stack.tenant(t);
@@ -70,7 +71,7 @@ describe.each(MODES)('shedding (%s log)', (mode) => {
   });
 
   it("the edge's own budget exhausted → 503 with Retry-After; held requests complete after release", async () => {
-    const { stack, h } = await held(m, { EDGE_INFLIGHT_ENTRIES: '500', SINK_INFLIGHT_ENTRIES: '100000' });
+    const { stack, h } = await held(m, { EDGE_INFLIGHT_ENTRIES: '500', SINK_INFLIGHT_ENTRIES: '100000' }, topology);
     try {
       const t = tenantId('edgefull');
       const key = await stack.tenant(t);
@@ -93,7 +94,7 @@ describe.each(MODES)('shedding (%s log)', (mode) => {
   });
 
   it('bodies still being uploaded hold edge budget for what they have sent: the uploading tenant is refused at its share, another tenant is not', async () => {
-    const { stack, h } = await held(m, { EDGE_INFLIGHT_BYTES: '2MiB', EDGE_BODY_LIMIT: '1MiB' });
+    const { stack, h } = await held(m, { EDGE_INFLIGHT_BYTES: '2MiB', EDGE_BODY_LIMIT: '1MiB' }, topology);
     const stalled: ClientRequest[] = [];
     try {
       const key = await stack.tenant(tenantId('slow'));

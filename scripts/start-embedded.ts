@@ -17,15 +17,28 @@ async function main(): Promise<void> {
   const doc = await readTenants(tenantsFile);
   if (Object.keys(doc.tenants).length === 0) demoKey = (await addTenantKey(tenantsFile, 'demo')).apiKey;
 
+  // A signal during startup is remembered and acted on once the stack is up: handlers installed
+  // only afterwards would let an early SIGTERM kill this supervisor and orphan the services.
+  let stopRequested = false;
+  let stop = (): void => {
+    stopRequested = true;
+  };
+  // `on`, not `once`: Ctrl-C reaches this process twice (the terminal signals the whole process
+  // group, and pnpm passes its own SIGINT on), and a second signal with no handler would kill the
+  // supervisor mid-drain and orphan the services. One drain, however many signals.
+  process.on('SIGINT', () => stop());
+  process.on('SIGTERM', () => stop());
+
   const stack = await startStack({
     env,
     ports: { edge: cfg.edge.port, normalizer: cfg.normalizer.port, sink: cfg.sink.port },
     adminPorts: { edge: cfg.edge.adminPort, normalizer: cfg.normalizer.adminPort, sink: cfg.sink.adminPort },
     logDir: path.join(dataDir, 'logs'),
+    topology: cfg.topology,
   });
   const mode = `${cfg.backends.kafkaBrokers ? 'Kafka' : 'embedded log'} + ${cfg.backends.clickhouseUrl ? 'ClickHouse server' : 'chDB'}`;
   console.log(`
-telemetry ingest is up (${mode}); data in ${dataDir}, service logs in ${path.join(dataDir, 'logs')}
+telemetry ingest is up (${mode}; ${cfg.topology === 'single' ? 'one process, pid ' + String(stack.edge.child.pid) : 'three processes'}); data in ${dataDir}, service logs in ${path.join(dataDir, 'logs')}
 
   edge        ${stack.edgeUrl}/v2/ingest      admin (metrics, status) ${stack.edge.adminUrl}
   normalizer  ${stack.normalizer.url}                admin ${stack.normalizer.adminUrl}
@@ -42,24 +55,23 @@ more:
 Ctrl-C drains and stops.`);
 
   let stopping = false;
-  const stop = async () => {
+  const drain = async () => {
     if (stopping) return;
     stopping = true;
     console.log('\ndraining…');
     await stack.stop();
     process.exit(0);
   };
-  // `on`, not `once`: Ctrl-C reaches this process twice (the terminal signals the whole process
-  // group, and pnpm passes its own SIGINT on), and a second signal with no handler would kill the
-  // supervisor mid-drain and orphan the services. One drain, however many signals.
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
+  stop = () => void drain();
+  if (stopRequested) stop();
   // If a service dies on its own, say so and stop the rest rather than run half a pipeline.
-  for (const s of [stack.edge, stack.normalizer, stack.sink]) {
+  // In one process the three are views of the same child: say it once.
+  for (const s of cfg.topology === 'single' ? [stack.edge] : [stack.edge, stack.normalizer, stack.sink]) {
     void s.exited.then((code) => {
       if (stopping) return;
-      console.error(`${s.name} exited (code ${code}); see ${path.join(dataDir, 'logs', `${s.name}.log`)}`);
-      void stop();
+      const name = cfg.topology === 'single' ? 'ingest' : s.name;
+      console.error(`${name} exited (code ${code}); see ${path.join(dataDir, 'logs', `${name}.log`)}`);
+      stop();
     });
   }
 }

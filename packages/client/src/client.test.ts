@@ -2,9 +2,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { IngestClient, retryDelay, type IngestClientOptions } from './client.ts';
+import { IngestClient } from './client.ts';
+import type { IngestClientOptions } from './options.ts';
+import { retryDelay } from './sender.ts';
 import { IngestClientError } from './errors.ts';
-import { FakeTransport } from './testing/fake-transport.ts';
+import { FakeTransport } from '../test/fake-transport.ts';
 
 const clients: IngestClient[] = [];
 afterEach(async () => {

@@ -1,5 +1,8 @@
-export { IngestClient, retryDelay } from './client.ts';
-export type { ClientErrorInfo, ClientStats, EntryInput, FullPolicy, IngestClientOptions } from './client.ts';
+export { IngestClient } from './client.ts';
+export { retryDelay } from './sender.ts';
+export type { FullPolicy, IngestClientOptions } from './options.ts';
+export type { EntryInput } from './entry.ts';
+export type { ClientErrorInfo, ClientStats } from './stats.ts';
 export { IngestClientError, CLIENT_ERROR_CODES } from './errors.ts';
 export type { ClientErrorCode } from './errors.ts';
 export { HttpTransport, interpretResponse, parseRetryAfter } from './transport.ts';
@@ -7,8 +10,4 @@ export type { AckResult, HttpTransportOptions, Transport } from './transport.ts'
 export { uuidv7 } from './ids.ts';
 export { Wal } from './wal/wal.ts';
 export type { FsyncPolicy, RecoveryReport, WalOptions } from './wal/wal.ts';
-export { buildAgent } from './agent/server.ts';
-export type { AgentOptions } from './agent/server.ts';
-export { parseLineProtocol, linesToEntries } from '@ingest/protocols';
-export type { LinePoint, LineProtocolError, Precision } from '@ingest/protocols';
 export { checkRecord } from './wal/format.ts';

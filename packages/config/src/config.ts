@@ -174,6 +174,12 @@ export interface TracingConfig {
 }
 
 export interface IngestConfig {
+  /**
+   * INGEST_TOPOLOGY, what `pnpm start` runs. 'single' (default): edge, normalizer and sink writer as
+   * roles of one process, joined by in-process calls under the same budgets. 'split': one process
+   * per service, joined by HTTP, as in a distributed deployment.
+   */
+  topology: 'single' | 'split';
   logging: LoggingConfig;
   tracing: TracingConfig;
   backends: BackendConfig;
@@ -208,6 +214,7 @@ export function loadConfig(env: Env = process.env): IngestConfig {
   for (const p of trustedProxies) if (!isIpOrCidr(p)) r.problem(`TRUSTED_PROXIES entry ${JSON.stringify(p)} is not an IP address or CIDR (e.g. 10.0.0.0/8, 127.0.0.1, fd00::/8)`);
 
   const cfg: IngestConfig = {
+    topology: r.oneOf('INGEST_TOPOLOGY', ['single', 'split'] as const, 'single'),
     logging: {
       level: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, 'info'),
       requests: r.oneOf('LOG_REQUESTS', ['true', 'false'] as const, 'false') === 'true',

@@ -1,7 +1,8 @@
-/** The wire v2 entry as a producer sends it, before validation. */
+/** The entry types of the wire v2 schema. */
 export const ENTRY_TYPES = ['log', 'metric', 'event', 'health', 'alert'] as const;
 export type EntryType = (typeof ENTRY_TYPES)[number];
 
+/** The wire v2 entry as a producer sends it (what the protocol decoders produce), before validation. */
 export interface WireEntry {
   id?: string;
   type: EntryType;

@@ -1,5 +1,3 @@
-import createError from '@fastify/error';
-
 /**
  * The one error catalog. Every code a client or operator can see is here, with its HTTP status,
  * whether a retry can succeed, and the runbook text (runbooks/errors.md is checked against it).
@@ -120,12 +118,6 @@ export function ingestError(code: ErrorCode, args: ReadonlyArray<string | number
   const message = ERROR_CATALOG[code].message.replace(/%s/g, () => String(args[i++] ?? ''));
   return new IngestError(code, message, opts);
 }
-
-/** fastify-error constructors for codes fastify itself raises, so its errors carry our codes. */
-export const FastifyCodes = {
-  bodyTooLarge: createError('INGEST_ERR_BODY_TOO_LARGE', ERROR_CATALOG.INGEST_ERR_BODY_TOO_LARGE.message, 413),
-  invalidJson: createError('INGEST_ERR_INVALID_JSON', ERROR_CATALOG.INGEST_ERR_INVALID_JSON.message, 400),
-};
 
 export function isErrorCode(s: string): s is ErrorCode {
   return Object.hasOwn(ERROR_CATALOG, s);

@@ -1,9 +1,9 @@
-export { ERROR_CATALOG, IngestError, ingestError, isErrorCode, FastifyCodes } from './errors.ts';
+export { ERROR_CATALOG, IngestError, ingestError, isErrorCode } from './errors.ts';
 export type { CatalogEntry, ErrorCode, EntryErrorCode, ErrorBody } from './errors.ts';
 export { ENTRY_TYPES } from './entry.ts';
 export type { EntryType, WireEntry, NormalizedEntry, EntryRejection, DeadLetter, IngestResult } from './entry.ts';
 export { ROUTES, HEADERS, INGEST_VERSIONS } from './internal.ts';
-export type { NormalizeRequest, RefusedItem, WriteRequest, WriteResult } from './internal.ts';
+export type { NormalizeRequest, RefusedItem, WriteBatch, WriteResult, HopMeta, NormalizeHop, WriteHop } from './internal.ts';
 export { TOPICS } from './topics.ts';
 export type {
   TimeSpan,

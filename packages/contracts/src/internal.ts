@@ -1,4 +1,4 @@
-import type { DeadLetter, NormalizedEntry } from './entry.ts';
+import type { IngestResult } from './entry.ts';
 import type { EntryErrorCode } from './errors.ts';
 
 /** Internal routes between the services. Not public API; versioned with the services. */
@@ -12,7 +12,8 @@ export const HEADERS = {
   tenant: 'x-ingest-tenant',
   version: 'x-ingest-version',
   traceparent: 'traceparent',
-  receivedAt: 'x-ingest-received-at',
+  /** On the normalizer → sink writer hop over HTTP: how many of the body's lines are rows (the rest are dead letters). */
+  rows: 'x-ingest-rows',
   /** Shared secret between our own services (and ingestctl) for /internal and /admin routes. */
   internalToken: 'x-ingest-internal-token',
 } as const;
@@ -28,6 +29,10 @@ export interface NormalizeRequest {
   tenant: string;
   receivedAt: number;
   entries: unknown[];
+  /** The decompressed body size, what the request holds of each in-flight budget. */
+  bytes: number;
+  /** The body held a number that may have parsed to ±Infinity: a serializer must keep it (see jsonKeepingInfinity). */
+  mayHoldInfinity?: boolean;
   /**
    * Items of a protocol body the edge could not turn into entries at all (a line that does not
    * parse, a NaN sample): the normalizer counts and dead-letters them with the entries it refuses.
@@ -45,14 +50,42 @@ export interface RefusedItem {
   raw: unknown;
 }
 
-/** Normalizer → sink writer. */
-export interface WriteRequest {
+/**
+ * Normalizer → sink writer: the bytes to append, made once by the normalizer. `rows` are the
+ * table's rows as JSONCompactEachRow lines (no newline, see storage rows.ts), one log message each; `deadLetters` are
+ * DeadLetter JSON documents for the dead-letter topic. Nothing downstream parses either.
+ */
+export interface WriteBatch {
   tenant: string;
-  entries: NormalizedEntry[];
-  deadLetters: DeadLetter[];
+  rows: Buffer[];
+  /** Sum of the rows' byte lengths. */
+  rowBytes: number;
+  deadLetters: Buffer[];
 }
 
 export interface WriteResult {
   accepted: number;
   deadLettered: number;
+}
+
+/** What travels beside a hop's payload: who it is for, which ingest version, the trace context. */
+export interface HopMeta {
+  tenant: string;
+  version: string;
+  /** W3C trace context headers (traceparent, tracestate) of the caller's span, if any. */
+  trace: Record<string, string>;
+}
+
+/**
+ * A stage as seen by the one upstream of it. In one process it is the stage itself, called
+ * directly; across processes it is an HTTP client of the stage's internal route. Both keep the
+ * same contract: an IngestError with its catalog code and Retry-After when the stage sheds,
+ * INGEST_ERR_DEPENDENCY_UNAVAILABLE when it cannot be reached or fails unexpectedly.
+ */
+export interface NormalizeHop {
+  normalize(request: NormalizeRequest, meta: HopMeta): Promise<IngestResult>;
+}
+
+export interface WriteHop {
+  write(batch: WriteBatch, meta: HopMeta): Promise<WriteResult>;
 }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addTenantKey } from '@ingest/tenants';
 import { EXIT, EXIT_MEANINGS, exitCodeMarkdown } from './exit-codes.ts';
-import { ctl, DEAD_URL, fakeServer, type FakeAnswer, type FakeServer } from './testing.ts';
+import { ctl, DEAD_URL, fakeServer, type FakeAnswer, type FakeServer } from '../test/cli-fakes.ts';
 
 const SRC = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(SRC, '../../..');

@@ -34,14 +34,19 @@ export class HopClient {
   }
 
   /** `body` is serialized with JSON.stringify, unless it is a JsonText (sent as is). */
-  async postJson<T>(path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
+  postJson<T>(path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
+    return this.post<T>(path, body instanceof JsonText ? body.text : JSON.stringify(body), { 'content-type': 'application/json', ...headers });
+  }
+
+  /** Sends `body` as it is (bytes made by the caller) with the content type in `headers`; the answer is JSON. */
+  async post<T>(path: string, body: string | Buffer | Buffer[], headers: Record<string, string>): Promise<T> {
     let res;
     try {
       res = await this.pool.request({
         path,
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...(this.opts.internalToken ? { [HEADERS.internalToken]: this.opts.internalToken } : {}), ...headers },
-        body: body instanceof JsonText ? body.text : JSON.stringify(body),
+        headers: { ...(this.opts.internalToken ? { [HEADERS.internalToken]: this.opts.internalToken } : {}), ...headers },
+        body: Array.isArray(body) ? Buffer.concat(body) : body,
       });
     } catch (e) {
       throw ingestError('INGEST_ERR_DEPENDENCY_UNAVAILABLE', [this.opts.name, 1], { retryAfterSeconds: 1, cause: e });

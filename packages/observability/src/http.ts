@@ -291,6 +291,35 @@ export function traceChild<T>(req: FastifyRequest, name: string, work: Promise<T
   const tracer = (req.server as TracedServer)[TRACER];
   if (parent === undefined || tracer === undefined || !parent.isRecording()) return work;
   const span = tracer.startSpan(name, attributes ? { attributes } : {}, trace.setSpan(ROOT_CONTEXT, parent));
+  return endWith(span, work);
+}
+
+/**
+ * Runs a stage called in the same process (no HTTP request, so no server span) as a span of its
+ * own under the caller's trace context, and gives `work` the headers naming that span, for the
+ * next stage and the log. Untraced, `work` gets the caller's headers and nothing is recorded.
+ */
+export function traceStage<T>(app: FastifyInstance, name: string, incoming: Readonly<Record<string, string>>, work: (trace: Readonly<Record<string, string>>) => Promise<T>, attributes?: Attributes): Promise<T> {
+  const tracer = (app as TracedServer)[TRACER];
+  if (tracer === undefined) return work(incoming);
+  const span = tracer.startSpan(name, { kind: SpanKind.INTERNAL, ...(attributes ? { attributes } : {}) }, propagation.extract(ROOT_CONTEXT, incoming));
+  const out: Record<string, string> = {};
+  propagation.inject(trace.setSpan(ROOT_CONTEXT, span), out);
+  return endWith(span, work(out[HEADERS.traceparent] !== undefined ? out : incoming));
+}
+
+/**
+ * Times `work` as a child of the span the trace headers name (a request's server span, or a
+ * stage's span in one process). Untraced, returns `work` itself.
+ */
+export function traceUnder<T>(app: FastifyInstance, traceContext: Readonly<Record<string, string>>, name: string, work: Promise<T>, attributes?: Attributes): Promise<T> {
+  const tracer = (app as TracedServer)[TRACER];
+  if (tracer === undefined || traceContext[HEADERS.traceparent] === undefined) return work;
+  const span = tracer.startSpan(name, attributes ? { attributes } : {}, propagation.extract(ROOT_CONTEXT, traceContext));
+  return endWith(span, work);
+}
+
+function endWith<T>(span: Span, work: Promise<T>): Promise<T> {
   return work.then(
     (v) => {
       span.end();

@@ -43,7 +43,9 @@ const MAX_MESSAGE = 500;
  */
 export function insertRefusal(err: unknown): InsertRefusal | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
-  const raw = (err as { code?: unknown }).code;
+  // chDB's zero-copy insert names ClickHouse's code `clickhouseCode` (its `code` is its own class).
+  const e = err as { code?: unknown; clickhouseCode?: unknown };
+  const raw = typeof e.clickhouseCode === 'number' ? e.clickhouseCode : e.code;
   const code = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : typeof raw === 'number' ? raw : undefined;
   if (code === undefined) return undefined;
   const type = DATA_ERROR_CODES.get(code);

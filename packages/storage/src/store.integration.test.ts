@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NormalizedEntry } from '@ingest/contracts';
 import { TelemetryStore } from './store.ts';
-import { toRow } from './rows.ts';
+import { appendPositioned, encodeRow, toRow } from './rows.ts';
 
 // Real ClickHouse engine (chDB in-process): the SQL here is the SQL a ClickHouse server runs.
 describe('TelemetryStore on chDB', () => {
@@ -51,5 +51,23 @@ describe('TelemetryStore on chDB', () => {
     expect(await store.count({ tenant: 't2' })).toBe(1);
     expect(await store.count({ tenant: 't2', type: 'metric' })).toBe(0);
     expect(await store.count({ tenant: "t2' OR 1=1 --" })).toBe(0);
+  });
+
+  it('encoded rows insert as bytes: every column as toRow would store it, the token deduplicates, the next token adds', async () => {
+    const e: NormalizedEntry = { ...entry('enc-1', 't3'), type: 'metric', name: 'cpu', value: 0.25, unit: 'ratio', labels: { host: 'a"b', 'ü': '\n' }, message: 'quote " and \\ and \u2028', data: { nested: { k: [1, 'x'] } } };
+    const body = (offset: number) => {
+      const parts: Buffer[] = [];
+      appendPositioned(parts, Buffer.from(encodeRow(e)), 3, offset);
+      return Buffer.concat(parts);
+    };
+    await store.insertEncoded('telemetry', body(7), 'enc:3:7-7');
+    await store.insertEncoded('telemetry', body(7), 'enc:3:7-7');
+    expect(await store.rowStats('telemetry', 't3')).toEqual({ rows: 1, distinctIds: 1, final: 1 });
+    const rs = await store.client.query({ query: "SELECT * EXCEPT (ts, received_at), toUnixTimestamp64Milli(ts) AS ts, toUnixTimestamp64Milli(received_at) AS received_at FROM telemetry WHERE tenant_id = 't3'", format: 'JSONEachRow', clickhouse_settings: { output_format_json_quote_64bit_integers: 0 } });
+    const [got] = await rs.json<Record<string, unknown>>();
+    expect(got).toEqual({ ...toRow(e, 3, 7) });
+    // A retry of the same range is a no-op; a later range with the same entry is a second raw row that FINAL collapses.
+    await store.insertEncoded('telemetry', body(8), 'enc:3:8-8');
+    expect(await store.rowStats('telemetry', 't3')).toEqual({ rows: 2, distinctIds: 1, final: 1 });
   });
 });

@@ -1,6 +1,7 @@
+import { Readable } from 'node:stream';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { migrate } from './migrations.ts';
-import type { TelemetryRow } from './rows.ts';
+import { ROW_COLUMNS, type TelemetryRow } from './rows.ts';
 
 /** Tables the store will touch; identifiers are allow-listed, never built from input. */
 export const TABLES = { live: 'telemetry', shadow: 'telemetry_shadow', mirror: 'telemetry_mirror' } as const;
@@ -31,7 +32,12 @@ export class TelemetryStore {
   readonly kind: 'clickhouse' | 'chdb';
   private closed = false;
 
-  private constructor(readonly client: ClickHouseClient, kind: 'clickhouse' | 'chdb') {
+  private constructor(
+    readonly client: ClickHouseClient,
+    kind: 'clickhouse' | 'chdb',
+    /** chDB's zero-copy insert: the bytes go to the engine's own parser, off the event loop. */
+    private readonly rawInsert?: RawInsert,
+  ) {
     this.kind = kind;
   }
 
@@ -52,9 +58,10 @@ export class TelemetryStore {
     // chdb is loaded only when used so a ClickHouse-server deployment never loads the engine.
     const { createChdbConnection } = await import('chdb/connection');
     // chdb builds against its own copy of @clickhouse/client-common; the shapes match, the nominal types don't.
-    const connection = createChdbConnection({ path: opts.chdbPath ?? '.data/chdb' }) as unknown as NonNullable<Parameters<typeof createClient>[0]>['connection'];
+    const chdb = createChdbConnection({ path: opts.chdbPath ?? '.data/chdb' });
+    const connection = chdb as unknown as NonNullable<Parameters<typeof createClient>[0]>['connection'];
     const client = createClient({ connection });
-    return new TelemetryStore(client, 'chdb');
+    return new TelemetryStore(client, 'chdb', (p) => chdb.chdb.rawInsert(p));
   }
 
   migrate(): Promise<string[]> {
@@ -82,6 +89,22 @@ export class TelemetryStore {
       format: 'JSONEachRow',
       clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 },
     });
+  }
+
+  /**
+   * Inserts one block given as encoded rows (JSONCompactEachRow lines of ROW_COLUMNS, see rows.ts),
+   * as they are: nothing is parsed or re-encoded in JavaScript. Same dedup contract as insert().
+   */
+  async insertEncoded(table: TableName, body: Buffer, dedupToken: string): Promise<void> {
+    assertTable(table);
+    if (body.length === 0) return;
+    // Settings ride on this INSERT alone (chDB's connection would make them session-wide SETs).
+    if (this.rawInsert) {
+      await this.rawInsert({ table, columns: ROW_COLUMNS, values: body, format: 'JSONCompactEachRow', settings: { insert_deduplication_token: dedupToken, async_insert: 0 } });
+      return;
+    }
+    // A byte stream (not object mode) is sent as the body without encoding.
+    await this.client.insert({ table, columns: [...ROW_COLUMNS], values: Readable.from([body], { objectMode: false }), format: 'JSONCompactEachRow', clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 } });
   }
 
   /** Distinct entries (FINAL collapses duplicates not yet merged away). */
@@ -120,6 +143,8 @@ export class TelemetryStore {
     await this.client.close();
   }
 }
+
+type RawInsert = (p: { table: string; columns: ReadonlyArray<string>; values: Buffer; format: 'JSONCompactEachRow'; settings: Record<string, string | number> }) => Promise<unknown>;
 
 function assertTable(t: string): asserts t is TableName {
   if (t !== TABLES.live && t !== TABLES.shadow && t !== TABLES.mirror) throw new Error(`unknown table ${t}`);

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SUPERVISED_ENV } from './serve.ts';
 
-export type ServiceName = 'edge' | 'normalizer' | 'sink-writer';
+/** 'all': every role in one process (services/all). */
+export type ServiceName = 'edge' | 'normalizer' | 'sink-writer' | 'all';
 
 /** The repository root, found from this file so callers may run from anywhere. */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -34,8 +35,9 @@ export interface StartOptions {
   openFileLimit?: number;
 }
 
-const PORT_ENV: Record<ServiceName, string> = { edge: 'EDGE_PORT', normalizer: 'NORMALIZER_PORT', 'sink-writer': 'SINK_PORT' };
-const ADMIN_PORT_ENV: Record<ServiceName, string> = { edge: 'EDGE_ADMIN_PORT', normalizer: 'NORMALIZER_ADMIN_PORT', 'sink-writer': 'SINK_ADMIN_PORT' };
+// The one process of 'all' answers health on the edge's port; its other ports come from the env.
+const PORT_ENV: Record<ServiceName, string> = { edge: 'EDGE_PORT', normalizer: 'NORMALIZER_PORT', 'sink-writer': 'SINK_PORT', all: 'EDGE_PORT' };
+const ADMIN_PORT_ENV: Record<ServiceName, string> = { edge: 'EDGE_ADMIN_PORT', normalizer: 'NORMALIZER_ADMIN_PORT', 'sink-writer': 'SINK_ADMIN_PORT', all: 'EDGE_ADMIN_PORT' };
 
 export async function startService(name: ServiceName, opts: StartOptions): Promise<ServiceProcess> {
   const main = path.join(REPO_ROOT, 'services', name, 'src', 'main.ts');
@@ -150,21 +152,44 @@ export interface StackOptions {
   /** Admin listener ports; default: free ones. */
   adminPorts?: { edge: number; normalizer: number; sink: number };
   logDir?: string | 'inherit';
+  /** 'split' (default): a process per service. 'single': every role in one process, as `pnpm start` runs. */
+  topology?: 'single' | 'split';
 }
 
-/** Starts sink writer, normalizer, edge (downstream first, so the edge never forwards into nothing). */
+/**
+ * Starts the product. Split: sink writer, normalizer, edge, as three processes (downstream first,
+ * so the edge never forwards into nothing). Single: one process; its three entries in the Stack
+ * are views of it (each with its own URL and admin URL), and stopping or killing one stops it.
+ */
 export async function startStack(o: StackOptions): Promise<Stack> {
+  const adminPorts = o.adminPorts ?? { edge: await freePort(), normalizer: await freePort(), sink: await freePort() };
   const env = {
     ...o.env,
     EDGE_PORT: String(o.ports.edge),
     NORMALIZER_PORT: String(o.ports.normalizer),
     SINK_PORT: String(o.ports.sink),
+    EDGE_ADMIN_PORT: String(adminPorts.edge),
+    NORMALIZER_ADMIN_PORT: String(adminPorts.normalizer),
+    SINK_ADMIN_PORT: String(adminPorts.sink),
+    INGEST_TOPOLOGY: o.topology ?? 'split',
   };
   const log = (n: string) => (o.logDir === 'inherit' ? 'inherit' : o.logDir ? path.join(o.logDir, `${n}.log`) : undefined);
-  const opt = (n: string, port: number, adminPort: number | undefined): StartOptions => ({ env, port, ...(adminPort !== undefined ? { adminPort } : {}), ...(log(n) ? { logFile: log(n) as string } : {}) });
-  const sink = await startService('sink-writer', opt('sink-writer', o.ports.sink, o.adminPorts?.sink));
-  const normalizer = await startService('normalizer', opt('normalizer', o.ports.normalizer, o.adminPorts?.normalizer));
-  const edge = await startService('edge', opt('edge', o.ports.edge, o.adminPorts?.edge));
+  const opt = (n: string, port: number, adminPort: number): StartOptions => ({ env, port, adminPort, ...(log(n) ? { logFile: log(n) as string } : {}) });
+  if (o.topology === 'single') {
+    const all = await startService('all', opt('ingest', o.ports.edge, adminPorts.edge));
+    const view = (name: ServiceName, port: number, adminPort: number): ServiceProcess => ({ ...all, name, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}` });
+    const stack: Stack = {
+      edge: view('edge', o.ports.edge, adminPorts.edge),
+      normalizer: view('normalizer', o.ports.normalizer, adminPorts.normalizer),
+      sink: view('sink-writer', o.ports.sink, adminPorts.sink),
+      edgeUrl: all.url,
+      stop: () => all.stop(),
+    };
+    return stack;
+  }
+  const sink = await startService('sink-writer', opt('sink-writer', o.ports.sink, adminPorts.sink));
+  const normalizer = await startService('normalizer', opt('normalizer', o.ports.normalizer, adminPorts.normalizer));
+  const edge = await startService('edge', opt('edge', o.ports.edge, adminPorts.edge));
   const stack: Stack = {
     edge,
     normalizer,

@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readTenants, validTenantId, withTenantsLock, writeFileAtomic, type TenantsDoc } from './file.ts';
+import { writeFileAtomic } from '@ingest/fsutil';
+import { readTenants, validTenantId, withTenantsLock, type TenantsDoc } from './file.ts';
 
 /**
  * The cut-over set: which tenants the v2 pipeline is authoritative for. It lives in ONE file next
@@ -32,11 +33,6 @@ export interface CutoverDoc {
   generation: number;
   updatedAt: string;
   tenants: Record<string, CutoverEntry>;
-}
-
-/** Where the cut-over file lives by default: beside the tenants file, under the same lock. */
-export function cutoverFileFor(tenantsFile: string): string {
-  return path.join(path.dirname(tenantsFile), 'cutover.json');
 }
 
 export function emptyCutover(): CutoverDoc {
@@ -147,6 +143,7 @@ export async function setTenantRoute(
       else doc.tenants[tenant] = { state: route, since: now };
       doc.generation += 1;
       doc.updatedAt = now;
+      await mkdir(path.dirname(files.cutoverFile), { recursive: true });
       await writeFileAtomic(files.cutoverFile, JSON.stringify(doc, null, 2) + '\n');
     }
     // Published even when unchanged: re-running a command repairs a map that was lost or edited.

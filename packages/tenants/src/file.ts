@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { acquireLockFile, LockHeldError, writeFileAtomic, type HeldLock } from '@ingest/fsutil';
 import path from 'node:path';
 import { generateApiKey } from './keys.ts';
 
@@ -50,29 +50,18 @@ export async function readTenants(file: string): Promise<TenantsDoc> {
   return { version: 1, tenants: Object.assign(Object.create(null) as Record<string, TenantRecord>, doc.tenants) };
 }
 
-/** Atomic replace (tmp + fsync + rename): readers (the edges) see the old or the new file, never half. */
-export async function writeFileAtomic(file: string, text: string, mode = 0o644): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-}
-
+/** Replaced atomically: the edges polling it see the old file or the new one, never half. */
 export async function writeTenants(file: string, doc: TenantsDoc): Promise<void> {
-  await writeFileAtomic(file, JSON.stringify(doc, null, 2) + '\n', 0o600);
+  await mkdir(path.dirname(file), { recursive: true });
+  // 0o600: the file holds key hashes.
+  await writeFileAtomic(file, JSON.stringify(doc, null, 2) + '\n', { mode: 0o600 });
 }
 
 
 /**
- * Read-modify-write of the tenants file under a lock: an O_EXCL lock file across processes (two
- * operators, or a test and a CLI) and a promise chain within one. The lock is short-lived; a lock
- * older than 10 s is taken to be left by a crashed writer and broken.
+ * Read-modify-write of the tenants file under a lock: a lock file across processes (two operators,
+ * or a test and a CLI) and a promise chain within one. The lock is held for one short change, so a
+ * writer waits up to 10 s for another to finish; a lock left by a crashed writer is taken over.
  */
 let local: Promise<unknown> = Promise.resolve();
 
@@ -84,24 +73,17 @@ export function withTenantsLock<T>(file: string, fn: () => Promise<T>): Promise<
 
 async function withFileLock<T>(lockFile: string, fn: () => Promise<T>): Promise<T> {
   await mkdir(path.dirname(lockFile), { recursive: true });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      const fh = await open(lockFile, 'wx');
-      await fh.close();
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const age = await stat(lockFile).then((s) => Date.now() - s.mtimeMs, () => 0);
-      if (age > 10_000) await unlink(lockFile).catch(() => undefined);
-      else if (Date.now() > deadline) throw new Error(`${lockFile} is held by another writer; remove it if no ingestctl is running`);
-      else await new Promise((r) => setTimeout(r, 20));
-    }
+  let lock: HeldLock;
+  try {
+    lock = await acquireLockFile(lockFile, { waitMs: 10_000 });
+  } catch (e) {
+    if (!(e instanceof LockHeldError)) throw e;
+    throw new Error(`${lockFile} is held by running process ${e.holder}; wait for that ingestctl to finish`, { cause: e });
   }
   try {
     return await fn();
   } finally {
-    await unlink(lockFile).catch(() => undefined);
+    await lock.release();
   }
 }
 

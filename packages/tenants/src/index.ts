@@ -1,12 +1,11 @@
 export { generateApiKey, hashApiKey, keyPrefix, keyMatches } from './keys.ts';
-export { readTenants, writeTenants, writeFileAtomic, addTenantKey, revokeTenantKey, validTenantId } from './file.ts';
+export { readTenants, writeTenants, addTenantKey, revokeTenantKey, validTenantId } from './file.ts';
 export { PolledFile, fileVersion } from './polled-file.ts';
 export type { TenantLimits, StoredKey, TenantRecord, TenantsDoc } from './file.ts';
 export {
   CUTOVER_STATES,
   cutoverActive,
   CutoverConflictError,
-  cutoverFileFor,
   emptyCutover,
   parseCutover,
   readCutover,

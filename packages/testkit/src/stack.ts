@@ -11,6 +11,7 @@ import { addTenantKey } from '@ingest/tenants';
 import { buildEdge } from '@ingest/edge';
 import { buildNormalizer } from '@ingest/normalizer';
 import { buildSinkWriter } from '@ingest/sink-writer';
+import { buildAll } from '@ingest/all';
 import { waitUntil } from './wait.ts';
 
 export interface InProcessStackOptions {
@@ -23,7 +24,15 @@ export interface InProcessStackOptions {
   dataDir?: string;
   /** A fixed port for the edge (default 0: any free port), for clients configured before it starts. */
   edgePort?: number;
+  /**
+   * 'split' (default): the services joined by real HTTP, as three processes are. 'single': joined
+   * by in-process calls, as `pnpm start` runs them. Every route listens either way.
+   */
+  topology?: Topology;
 }
+
+export type Topology = 'single' | 'split';
+export const TOPOLOGIES: readonly Topology[] = ['single', 'split'];
 
 export interface InProcessStack {
   config: IngestConfig;
@@ -44,20 +53,37 @@ export interface InProcessStack {
   close(): Promise<void>;
 }
 
-/** All three services in this process on port 0, wired by real HTTP — the shape tests need most. */
+/** All three services in this process on port 0, wired by real HTTP or directly (`topology`). */
 export async function startInProcessStack(o: InProcessStackOptions = {}): Promise<InProcessStack> {
   const ownDir = o.dataDir === undefined;
   const dataDir = o.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'ingest-stack-')));
   // tenant() below polls with a key the edge may not know yet, which counts as failed
   // authentication; tests of that limit set EDGE_AUTH_FAILURE_LIMIT themselves.
   const base = loadConfig({ INGEST_DATA_DIR: dataDir, EDGE_AUTH_FAILURE_LIMIT: '0', ...o.env });
-  const sink = await buildSinkWriter({ config: base.sink, backends: base.backends, logger: false, ...(o.log ? { log: o.log } : {}), ...(o.store ? { store: o.store } : {}) });
-  const sinkUrl = await sink.listen({ host: '127.0.0.1', port: 0 });
-  const normalizer = await buildNormalizer({ config: { ...base.normalizer, sinkUrl }, logger: false });
-  const normalizerUrl = await normalizer.listen({ host: '127.0.0.1', port: 0 });
-  const config: IngestConfig = { ...base, normalizer: { ...base.normalizer, sinkUrl }, edge: { ...base.edge, normalizerUrl } };
-  const edge = await buildEdge({ config: config.edge, logger: false, tenantsReloadMs: 200, ...(o.redis ? { redis: o.redis } : {}) });
-  const edgeUrl = await edge.listen({ host: '127.0.0.1', port: o.edgePort ?? 0 });
+  const sinkOpts = { ...(o.log ? { log: o.log } : {}), ...(o.store ? { store: o.store } : {}) };
+  let edge: FastifyInstance;
+  let normalizer: FastifyInstance;
+  let sink: FastifyInstance;
+  let config: IngestConfig;
+  let edgeUrl: string;
+  let sinkUrl: string;
+  if (o.topology === 'single') {
+    // Exactly what `pnpm start` builds; the routes listen only so tests can reach them.
+    config = { ...base, topology: 'single' };
+    const roles = await buildAll({ config, logger: false, edge: { tenantsReloadMs: 200 }, sink: sinkOpts, ...(o.redis ? { redis: o.redis } : {}) });
+    ({ edge, normalizer, sink } = roles);
+    sinkUrl = await sink.listen({ host: '127.0.0.1', port: 0 });
+    await normalizer.listen({ host: '127.0.0.1', port: 0 });
+    edgeUrl = await edge.listen({ host: '127.0.0.1', port: o.edgePort ?? 0 });
+  } else {
+    sink = await buildSinkWriter({ config: base.sink, backends: base.backends, logger: false, ...sinkOpts });
+    sinkUrl = await sink.listen({ host: '127.0.0.1', port: 0 });
+    normalizer = await buildNormalizer({ config: { ...base.normalizer, sinkUrl }, logger: false });
+    const normalizerUrl = await normalizer.listen({ host: '127.0.0.1', port: 0 });
+    config = { ...base, topology: 'split', normalizer: { ...base.normalizer, sinkUrl }, edge: { ...base.edge, normalizerUrl } };
+    edge = await buildEdge({ config: config.edge, logger: false, tenantsReloadMs: 200, ...(o.redis ? { redis: o.redis } : {}) });
+    edgeUrl = await edge.listen({ host: '127.0.0.1', port: o.edgePort ?? 0 });
+  }
   const [edgeAdminUrl, normalizerAdminUrl, sinkAdminUrl] = await Promise.all([edge, normalizer, sink].map((app) => adminListener(app).listen({ host: '127.0.0.1', port: 0 })));
 
   const admin: Record<string, string> = config.sink.internalToken ? { 'x-ingest-internal-token': config.sink.internalToken } : {};

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import type { Redis } from 'ioredis';
-import { HEADERS, IngestError, ROUTES, ingestError, type IngestResult, type NormalizeRequest } from '@ingest/contracts';
+import { HEADERS, IngestError, ingestError, type IngestResult, type NormalizeHop, type NormalizeRequest } from '@ingest/contracts';
 import type { EdgeConfig } from '@ingest/config';
 import { FairBudget, retryAfterSeconds, type Lease } from '@ingest/queue';
 import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, type LoggingOptions, traceHeaders } from '@ingest/observability';
@@ -10,7 +10,7 @@ import { AuthFailureLimiter } from './auth/failure-limiter.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
 import { registerPing, registerProtocolRoutes, sendNoneAccepted } from './protocols/routes.ts';
 import { BodyMeter } from './body/body-meter.ts';
-import { HopClient, jsonKeepingInfinity } from '@ingest/internal-http';
+import { HttpNormalizeHop } from '@ingest/internal-http';
 import { MemoryRateStore, type RateStore, type TakeResult } from './rate/rate-store.ts';
 import { RedisRateStore } from './rate/redis-rate-store.ts';
 import { CutoverGate, type CutoverOptions } from './cutover/gate.ts';
@@ -31,6 +31,8 @@ export interface EdgeOptions {
   tenantsReloadMs?: number;
   /** Overrides config.cutover (tests point it at their own files and fixtures). */
   cutover?: CutoverOptions;
+  /** The normalizer in this process (one-process topology); otherwise reached over HTTP at config.normalizerUrl. */
+  normalizer?: NormalizeHop;
   /** The process's open-file limit; read from /proc/self/limits when not given (null: unknown). */
   openFileLimit?: number | null;
 }
@@ -74,7 +76,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   await cutover.start();
   const rates: RateStore = opts.redis ? new RedisRateStore(opts.redis) : new MemoryRateStore();
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
-  const normalizer = new HopClient(cfg.normalizerUrl, { name: 'normalizer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_NORMALIZER_OVERLOADED', internalToken: cfg.internalToken });
+  let httpNormalizer: HttpNormalizeHop | undefined;
+  const normalizer: NormalizeHop = opts.normalizer ?? (httpNormalizer = new HttpNormalizeHop(cfg.normalizerUrl, { name: 'normalizer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_NORMALIZER_OVERLOADED', internalToken: cfg.internalToken }));
   let closing = false;
 
   const openFileLimit = opts.openFileLimit === undefined ? readOpenFileLimit() : (opts.openFileLimit ?? undefined);
@@ -263,13 +266,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       metrics.inflightEntries.inc(n);
       try {
         const version = String(req.headers[HEADERS.version] ?? 'v2');
-        const request: NormalizeRequest = { tenant, receivedAt: Date.now(), entries: body.entries, ...(body.refused?.length ? { refused: body.refused } : {}), ...(body.origins ? { origins: body.origins } : {}) };
-        // 1e309 parsed to Infinity; plain JSON would forward it as null, reported as "missing".
-        const result = await normalizer.postJson<IngestResult>(ROUTES.normalize, body.bigNumbers === true ? jsonKeepingInfinity(request) : request, {
-          [HEADERS.tenant]: tenant,
-          [HEADERS.version]: version,
-          ...traceHeaders(req),
-        });
+        const request: NormalizeRequest = { tenant, receivedAt: Date.now(), entries: body.entries, bytes: body.bytes, mayHoldInfinity: body.bigNumbers === true, ...(body.refused?.length ? { refused: body.refused } : {}), ...(body.origins ? { origins: body.origins } : {}) };
+        const result = await normalizer.normalize(request, { tenant, version, trace: traceHeaders(req) });
         metrics.accepted.inc({ tenant }, result.accepted);
         return result;
       } catch (e) {
@@ -331,7 +329,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     cutover.close();
     await rates.close();
     // Connections are gone by now; a handler still waiting on the normalizer answers no one.
-    await normalizer.close(DRAIN_FLUSH_MS);
+    await httpNormalizer?.close(DRAIN_FLUSH_MS);
   });
   return app;
 }

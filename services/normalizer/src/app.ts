@@ -5,28 +5,33 @@ import {
   ingestError,
   type DeadLetter,
   type EntryRejection,
+  type HopMeta,
   type IngestResult,
+  type NormalizeHop,
   type NormalizeRequest,
-  type NormalizedEntry,
-  type WriteRequest,
-  type WriteResult,
+  type WriteHop,
 } from '@ingest/contracts';
 import type { NormalizerConfig } from '@ingest/config';
-import { HopClient } from '@ingest/internal-http';
+import { HttpWriteHop, inProcessStage } from '@ingest/internal-http';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
-import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, traceHeaders, type LoggingOptions } from '@ingest/observability';
+import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, traceHeaders, traceStage, type LoggingOptions } from '@ingest/observability';
 import { normalizeEntry } from './rules/index.ts';
 
 export interface NormalizerOptions {
   config: NormalizerConfig;
+  /** The sink writer in this process (one-process topology); otherwise reached over HTTP at config.sinkUrl. */
+  sink?: WriteHop;
   logger?: boolean;
   logging?: LoggingOptions;
 }
 
+/** The normalizer's HTTP service, and the stage itself for a caller in the same process. */
+export type NormalizerApp = FastifyInstance & { hop: NormalizeHop };
+
 /** A dead letter keeps the entry as received, bounded so one hostile entry can't bloat the DLQ. */
 const MAX_DEAD_LETTER_RAW = 8 * 1024;
 
-export async function buildNormalizer(opts: NormalizerOptions): Promise<FastifyInstance> {
+export async function buildNormalizer(opts: NormalizerOptions): Promise<NormalizerApp> {
   const cfg = opts.config;
   const app = Fastify({
     ...serverLogOptions('normalizer', opts.logging, opts.logger !== false),
@@ -38,7 +43,8 @@ export async function buildNormalizer(opts: NormalizerOptions): Promise<FastifyI
   });
   const metrics = createServiceMetrics('normalizer', { defaultMetrics: opts.logger !== false });
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
-  const sink = new HopClient(cfg.sinkUrl, { name: 'sink-writer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_SINK_OVERLOADED', internalToken: cfg.internalToken });
+  const sink: WriteHop & { close?: () => Promise<void> } =
+    opts.sink ?? new HttpWriteHop(cfg.sinkUrl, { name: 'sink-writer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_SINK_OVERLOADED', internalToken: cfg.internalToken });
   // One object for the process, so resolveLimits merges it once (it caches per object).
   const entryLimits = { maxLabels: cfg.maxLabels, maxLabelBytes: cfg.maxLabelBytes };
   let closing = false;
@@ -51,63 +57,80 @@ export async function buildNormalizer(opts: NormalizerOptions): Promise<FastifyI
     status: () => ({ budget: budget.snapshot() }),
   });
 
-  app.post(ROUTES.normalize, async (req): Promise<IngestResult> => {
+  /**
+   * Validates each entry, encodes the accepted ones once as the rows the table takes, and hands
+   * rows and dead letters to the sink writer. Every entry is parsed once, here or by the edge in
+   * this process, and nothing after this point parses it again.
+   */
+  const normalize = async (request: NormalizeRequest, meta: HopMeta): Promise<IngestResult> => {
     if (closing) throw ingestError('INGEST_ERR_SHUTTING_DOWN', [], { retryAfterSeconds: 1 });
-    const body = req.body as NormalizeRequest;
-    const tenant = body.tenant;
-    const bytes = Number(req.headers['content-length'] ?? 0);
-    const n = body.entries.length;
-    const got = budget.tryAcquire(tenant, bytes, n);
+    const tenant = request.tenant;
+    const n = request.entries.length;
+    const got = budget.tryAcquire(tenant, request.bytes, n);
     if (!got.ok) {
       metrics.discarded.inc({ tenant, reason: 'INGEST_ERR_NORMALIZER_OVERLOADED' }, n);
       throw ingestError('INGEST_ERR_NORMALIZER_OVERLOADED', [1], { retryAfterSeconds: retryAfterSeconds(1) });
     }
-    metrics.inflightBytes.inc(bytes);
+    metrics.inflightBytes.inc(request.bytes);
     metrics.inflightEntries.inc(n);
     try {
-      const entries: NormalizedEntry[] = [];
+      const rows: Buffer[] = [];
+      let rowBytes = 0;
       const rejected: EntryRejection[] = [];
-      const deadLetters: DeadLetter[] = [];
-      const ctx = { tenant, receivedAt: body.receivedAt, limits: entryLimits };
+      const deadLetters: Buffer[] = [];
+      const ctx = { tenant, receivedAt: request.receivedAt, limits: entryLimits };
       for (let i = 0; i < n; i++) {
-        const raw = body.entries[i];
+        const raw = request.entries[i];
         const out = normalizeEntry(raw, ctx);
         if (out.ok) {
-          entries.push(out.entry);
+          const row = Buffer.from(out.row);
+          rows.push(row);
+          rowBytes += row.length;
         } else {
           rejected.push({ index: i, code: out.code, message: out.message });
-          deadLetters.push({ tenant, index: body.origins?.[i] ?? i, code: out.code, message: out.message, receivedAt: body.receivedAt, raw: boundedJson(raw) });
+          const letter: DeadLetter = { tenant, index: request.origins?.[i] ?? i, code: out.code, message: out.message, receivedAt: request.receivedAt, raw: boundedJson(raw) };
+          deadLetters.push(Buffer.from(JSON.stringify(letter)));
         }
       }
       // Protocol items the edge could not make entries of: dead-lettered and counted like rejects
       // (they are answered to the producer by the edge, not in `rejected`). Bounded by the edge's
       // entry limit, as the entries are.
-      const refused = body.refused ?? [];
-      for (const r of refused) deadLetters.push({ tenant, index: r.index, code: r.code, message: r.message, receivedAt: body.receivedAt, raw: boundedJson(r.raw) });
+      const refused = request.refused ?? [];
+      for (const r of refused) {
+        const letter: DeadLetter = { tenant, index: r.index, code: r.code, message: r.message, receivedAt: request.receivedAt, raw: boundedJson(r.raw) };
+        deadLetters.push(Buffer.from(JSON.stringify(letter)));
+      }
       // One counter update per reason per request, not per rejected entry.
       const byReason = new Map<string, number>();
       for (const r of rejected) byReason.set(r.code, (byReason.get(r.code) ?? 0) + 1);
       for (const r of refused) byReason.set(r.code, (byReason.get(r.code) ?? 0) + 1);
       for (const [reason, count] of byReason) metrics.discarded.inc({ tenant, reason }, count);
-      const write: WriteRequest = { tenant, entries, deadLetters };
-      const headers: Record<string, string> = { [HEADERS.tenant]: tenant, [HEADERS.version]: String(req.headers[HEADERS.version] ?? 'v2'), ...traceHeaders(req) };
-      const result = await sink.postJson<WriteResult>(ROUTES.write, write, headers);
+      const result = await sink.write({ tenant, rows, rowBytes, deadLetters }, meta);
       metrics.accepted.inc({ tenant }, result.accepted);
       return { accepted: result.accepted, rejected };
     } finally {
       got.lease.release();
-      metrics.inflightBytes.dec(bytes);
+      metrics.inflightBytes.dec(request.bytes);
       metrics.inflightEntries.dec(n);
     }
+  };
+
+  app.post(ROUTES.normalize, async (req): Promise<IngestResult> => {
+    const body = req.body as Omit<NormalizeRequest, 'bytes'>;
+    const bytes = Number(req.headers['content-length'] ?? 0);
+    const meta: HopMeta = { tenant: body.tenant, version: String(req.headers[HEADERS.version] ?? 'v2'), trace: traceHeaders(req) };
+    return normalize({ ...body, bytes }, meta);
   });
 
   app.addHook('preClose', async () => {
     closing = true;
   });
   app.addHook('onClose', async () => {
-    await sink.close();
+    await sink.close?.();
   });
-  return app;
+  const hop: NormalizeHop = { normalize: inProcessStage('normalizer', app.log, (request: NormalizeRequest, meta: HopMeta) => traceStage(app, 'normalizer normalize', meta.trace, (trace) => normalize(request, { ...meta, trace }))) };
+  // A plain property, not a fastify decorator: in-process callers need it typed, HTTP callers never see it.
+  return Object.assign(app as FastifyInstance, { hop });
 }
 
 function boundedJson(v: unknown): string {

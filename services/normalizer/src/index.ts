@@ -1,2 +1,2 @@
 export { buildNormalizer } from './app.ts';
-export type { NormalizerOptions } from './app.ts';
+export type { NormalizerOptions, NormalizerApp } from './app.ts';

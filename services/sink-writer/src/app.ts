@@ -1,11 +1,12 @@
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { HEADERS, INGEST_VERSIONS, ROUTES, ingestError, type WriteRequest, type WriteResult } from '@ingest/contracts';
+import { HEADERS, INGEST_VERSIONS, ROUTES, ingestError, type HopMeta, type WriteBatch, type WriteHop, type WriteResult } from '@ingest/contracts';
+import { inProcessStage, splitWriteBody } from '@ingest/internal-http';
 import type { BackendConfig, SinkConfig } from '@ingest/config';
 import { LogRecordTooLargeError, LogUnavailableError, openLog, type DurableLog, type LogMessage } from '@ingest/log';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
 import { TABLES, TelemetryStore, type TableName } from '@ingest/storage';
-import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, traceChild, traceHeaders, type LoggingOptions } from '@ingest/observability';
+import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, traceHeaders, traceStage, traceUnder, type LoggingOptions } from '@ingest/observability';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { LogBatcher } from './batch/log-batcher.ts';
 import { ClickHouseLoader } from './loader/clickhouse-loader.ts';
@@ -31,7 +32,10 @@ export interface SinkWriterOptions {
   logging?: LoggingOptions;
 }
 
-export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyInstance> {
+/** The sink writer's HTTP service, and the stage itself for a caller in the same process. */
+export type SinkWriterApp = FastifyInstance & { hop: WriteHop };
+
+export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWriterApp> {
   const { config: cfg, backends: be } = opts;
   const app = Fastify({
     ...serverLogOptions('sink-writer', opts.logging, opts.logger !== false),
@@ -126,7 +130,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
       },
       onDeadLettered: (b, refused) => {
         for (const r of refused) deadLettered.inc({ reason: r.refusal.type });
-        app.log.error({ partition: b.partition, firstOffset: b.firstOffset, lastOffset: b.lastOffset, offsets: refused.map((r) => r.row.log_offset).slice(0, 20), reason: refused[0]?.refusal.type }, 'entries refused by ClickHouse sent to the dead-letter topic');
+        app.log.error({ partition: b.partition, firstOffset: b.firstOffset, lastOffset: b.lastOffset, offsets: refused.map((r) => r.offset).slice(0, 20), reason: refused[0]?.refusal.type }, 'entries refused by ClickHouse sent to the dead-letter topic');
       },
     }, { deadLetter: { producer, topic: be.dlqTopic }, refusedAttempts: cfg.loaderRefusedAttempts, gate: liveGate });
     loader.start();
@@ -181,23 +185,18 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
     status: async () => ({ budget: budget.snapshot(), log: log.kind, store: store.kind, lag: await lag().catch((e: unknown) => ({ error: (e as Error).message })), logCorruptRecords: corruptSeen }),
   });
 
-  app.post(ROUTES.write, async (req): Promise<WriteResult> => {
+  /** Appends the normalizer's rows and dead letters as they are; the 2xx waits for the log. */
+  const write = async (batch: WriteBatch, meta: HopMeta): Promise<WriteResult> => {
     if (closing) throw ingestError('INGEST_ERR_SHUTTING_DOWN', [], { retryAfterSeconds: 1 });
-    const body = req.body as WriteRequest;
-    const tenant = body.tenant;
-    // The trace headers name this request's span, so a consumer of the log can continue the trace.
-    const headers: Record<string, string> = { [HEADERS.tenant]: tenant, [HEADERS.version]: String(req.headers[HEADERS.version] ?? 'v2'), ...traceHeaders(req) };
-
-    const msgs: LogMessage[] = new Array(body.entries.length);
-    let bytes = 0;
-    for (let i = 0; i < body.entries.length; i++) {
-      const value = Buffer.from(JSON.stringify(body.entries[i]));
-      bytes += value.byteLength;
-      msgs[i] = { key: tenant, value, headers };
-    }
-    const mirror = headers[HEADERS.version] === INGEST_VERSIONS.mirror;
+    const tenant = batch.tenant;
+    // The trace headers name the caller's span, so a consumer of the log can continue the trace.
+    const headers: Record<string, string> = { [HEADERS.tenant]: tenant, [HEADERS.version]: meta.version, ...meta.trace };
+    const msgs: LogMessage[] = new Array(batch.rows.length);
+    for (let i = 0; i < batch.rows.length; i++) msgs[i] = { key: tenant, value: batch.rows[i] as Buffer, headers };
+    const mirror = meta.version === INGEST_VERSIONS.mirror;
     // A mirror copy's rejects are legacy's business (it is authoritative); they stay out of the live DLQ.
-    const dlq: LogMessage[] = mirror ? [] : body.deadLetters.map((d) => ({ key: tenant, value: Buffer.from(JSON.stringify(d)), headers }));
+    const dlq: LogMessage[] = mirror ? [] : batch.deadLetters.map((value) => ({ key: tenant, value, headers }));
+    const bytes = batch.rowBytes;
     const n = msgs.length + dlq.length;
     const got = budget.tryAcquire(tenant, bytes, n);
     if (!got.ok) {
@@ -207,7 +206,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
     metrics.inflightBytes.inc(bytes);
     metrics.inflightEntries.inc(n);
     try {
-      await traceChild(req, 'log.append', Promise.all([(mirror ? mirrored : telemetry).submit(msgs, bytes), deadLetters.submit(dlq, 0)]), { 'messaging.batch.message_count': n });
+      await traceUnder(app, meta.trace, 'log.append', Promise.all([(mirror ? mirrored : telemetry).submit(msgs, bytes), deadLetters.submit(dlq, 0)]), { 'messaging.batch.message_count': n });
     } catch (e) {
       // Permanent: a retry of the same request would fail the same way, so it is not a 503.
       if (e instanceof LogRecordTooLargeError) {
@@ -224,6 +223,18 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
     }
     metrics.accepted.inc({ tenant }, msgs.length);
     return { accepted: msgs.length, deadLettered: dlq.length };
+  };
+
+  // The body is the normalizer's lines as they are: kept as bytes, never parsed here.
+  app.addContentTypeParser('application/x-ndjson', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.post(ROUTES.write, async (req): Promise<WriteResult> => {
+    const tenant = req.headers[HEADERS.tenant];
+    if (typeof tenant !== 'string' || tenant === '') throw ingestError('INGEST_ERR_INVALID_BODY', [`header ${HEADERS.tenant} is required`]);
+    const rowCount = Number(req.headers[HEADERS.rows]);
+    if (!Number.isSafeInteger(rowCount) || rowCount < 0) throw ingestError('INGEST_ERR_INVALID_BODY', [`header ${HEADERS.rows} must be a count of rows`]);
+    if (!Buffer.isBuffer(req.body)) throw ingestError('INGEST_ERR_UNSUPPORTED_MEDIA_TYPE', [String(req.headers['content-type'] ?? '(none)').slice(0, 64)]);
+    const lines = splitWriteBody(req.body, rowCount);
+    return write({ tenant, ...lines }, { tenant, version: String(req.headers[HEADERS.version] ?? 'v2'), trace: traceHeaders(req) });
   });
 
   // Embedded mode has one chDB per process, so reads for operators go through this service.
@@ -257,7 +268,9 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<FastifyI
     await log.close();
     if (!opts.store) await store.close();
   });
-  return app;
+  const hop: WriteHop = { write: inProcessStage('sink-writer', app.log, (batch: WriteBatch, meta: HopMeta) => traceStage(app, 'sink-writer write', meta.trace, (trace) => write(batch, { ...meta, trace }))) };
+  // A plain property, not a fastify decorator: in-process callers need it typed, HTTP callers never see it.
+  return Object.assign(app as FastifyInstance, { hop });
 }
 
 /** The table named by an admin query, allow-listed; live when absent. */

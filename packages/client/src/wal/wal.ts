@@ -14,6 +14,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { acquireLockFile, fsyncDir, LockHeldError, writeFileAtomic, type HeldLock } from '@ingest/fsutil';
 import { IngestClientError } from '../errors.ts';
 import {
   CHECKPOINT_BYTES,
@@ -124,6 +125,7 @@ export class Wal {
   private constructor(
     private readonly opts: Required<WalOptions>,
     readonly recovery: RecoveryReport,
+    private readonly lock: HeldLock,
   ) {}
 
   /**
@@ -135,13 +137,13 @@ export class Wal {
   static async open(options: WalOptions): Promise<Wal> {
     const opts: Required<WalOptions> = { maxQuarantineFiles: 8, ...options };
     await mkdir(opts.dir, { recursive: true });
-    const staleLock = await acquireLock(opts.dir);
-    const report: RecoveryReport = { segments: 0, unackedRecords: 0, corruptRecords: 0, removedBytes: 0, quarantined: [], checkpoint: 'ok', staleLock };
-    const wal = new Wal(opts, report);
+    const lock = await lockDir(opts.dir);
+    const report: RecoveryReport = { segments: 0, unackedRecords: 0, corruptRecords: 0, removedBytes: 0, quarantined: [], checkpoint: 'ok', staleLock: lock.tookOver };
+    const wal = new Wal(opts, report, lock);
     try {
       await wal.recover();
     } catch (e) {
-      await releaseLock(opts.dir);
+      await lock.release();
       throw e;
     }
     return wal;
@@ -377,7 +379,7 @@ export class Wal {
         await this.writeCheckpoint();
       } finally {
         this.closed = true;
-        await releaseLock(this.opts.dir);
+        await this.lock.release();
       }
     });
   }
@@ -448,11 +450,8 @@ export class Wal {
       if (scan.gaps.length > 0) {
         // Damage in the middle: write the good records to a new file, keep the original aside.
         const good = Buffer.concat(scan.records.map((r) => buf.subarray(r.pos, r.pos + r.size)));
-        const tmp = `${file}.tmp`;
-        await writeFileSynced(tmp, good);
         await this.quarantine(file, false);
-        await rename(tmp, file);
-        await syncDir(dir);
+        await writeFileAtomic(file, good);
         this.recovery.removedBytes += buf.length - good.length;
         size = good.length;
       } else if (scan.badTail) {
@@ -489,7 +488,7 @@ export class Wal {
     // that turned out to be empty or unreadable.
     this.next = Math.max(tail ? tail.lastOffset + 1 : 0, acked + 1, bases[bases.length - 1] ?? 0, 0);
     await this.startSegment(this.next);
-    await syncDir(dir);
+    await fsyncDir(dir);
     this.recovery.segments = this.segments.length;
     if (readerStart) {
       this.rSeg = readerStart.seg;
@@ -529,7 +528,7 @@ export class Wal {
     }
     this.dirty = false;
     await this.startSegment(this.next);
-    await syncDir(this.opts.dir);
+    await fsyncDir(this.opts.dir);
   }
 
   private moveReaderPast(seg: SegmentMeta): void {
@@ -579,9 +578,7 @@ export class Wal {
     if (this.persistedAcked === this.acked) return;
     const target = this.acked;
     const file = path.join(this.opts.dir, CHECKPOINT_FILE);
-    await writeFileSynced(`${file}.tmp`, encodeCheckpoint(target));
-    await rename(`${file}.tmp`, file);
-    await syncDir(this.opts.dir);
+    await writeFileAtomic(file, encodeCheckpoint(target));
     this.persistedAcked = target;
   }
 
@@ -619,62 +616,13 @@ async function readFully(fh: FileHandle, buf: Buffer, position: number): Promise
   }
 }
 
-async function writeFileSynced(file: string, data: Buffer): Promise<void> {
-  const fh = await open(file, 'w');
+/** Takes the directory for this process (tookOver: the previous owner had died). */
+async function lockDir(dir: string): Promise<HeldLock> {
   try {
-    await writeFully(fh, data, 0);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Makes creates, renames and unlinks in `dir` durable. Some filesystems refuse; that is not fatal. */
-async function syncDir(dir: string): Promise<void> {
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // EINVAL/EISDIR on filesystems without directory fsync: nothing more we can do.
-  } finally {
-    await fh?.close();
-  }
-}
-
-/** Takes the directory for this process; returns true when it took over from a dead owner. */
-async function acquireLock(dir: string): Promise<boolean> {
-  const file = path.join(dir, LOCK_FILE);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fh = await open(file, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return attempt > 0;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    const owner = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
-      throw new IngestClientError('CLIENT_ERR_WAL_LOCKED', [dir, owner]);
-    }
-    await rm(file, { force: true });
-  }
-  throw new IngestClientError('CLIENT_ERR_WAL_LOCKED', [dir, 'unknown']);
-}
-
-async function releaseLock(dir: string): Promise<void> {
-  const file = path.join(dir, LOCK_FILE);
-  const owner = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-  if (owner === process.pid) await rm(file, { force: true });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
+    return await acquireLockFile(path.join(dir, LOCK_FILE));
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if (e instanceof LockHeldError) throw new IngestClientError('CLIENT_ERR_WAL_LOCKED', [dir, e.holder]);
+    throw e;
   }
 }
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addTenantKey, readCutover } from '@ingest/tenants';
 import { EXIT } from '../exit-codes.ts';
-import { ctl, DEAD_URL, fakeEdge, fakeServer, type FakeLegacy, type FakeServer } from '../testing.ts';
+import { ctl, DEAD_URL, fakeEdge, fakeServer, type FakeLegacy, type FakeServer } from '../../test/cli-fakes.ts';
 import { parityRows, v2Buckets } from './cutover.ts';
 
 const servers: FakeServer[] = [];

@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ENTRY_TYPES } from '@ingest/contracts';
+import { writeFileAtomic } from '@ingest/fsutil';
 import { TABLES, TelemetryStore, type TableName } from '@ingest/storage';
 import {
   cutoverActive,
@@ -15,7 +17,6 @@ import {
   routeOf,
   setTenantRoute,
   withCutoverSnapshot,
-  writeFileAtomic,
   type CutoverChange,
   type CutoverDoc,
   type CutoverFiles,
@@ -113,13 +114,15 @@ export async function renderRouting(ce: CutoverEnv, doc: CutoverDoc, tenants: Te
   const entries = routeMapEntries(tenants, doc);
   const r = renderNginxMap(entries, tenants, doc.generation);
   // Map before generation: a reader that sees the new generation also sees the new map.
+  await mkdir(ce.nginxDir, { recursive: true });
   await writeFileAtomic(path.join(ce.nginxDir, 'cutover-map.conf'), r.map);
   await writeFileAtomic(path.join(ce.nginxDir, 'cutover-generation.conf'), r.generation);
-  if (ce.envoyRds) await writeFileAtomic(ce.envoyRds, renderEnvoyRoutes(entries, doc.generation));
+  if (ce.envoyRds) {
+    await mkdir(path.dirname(ce.envoyRds), { recursive: true });
+    await writeFileAtomic(ce.envoyRds, renderEnvoyRoutes(entries, doc.generation));
+  }
   return { entries: entries.length, caseCollisions: r.caseCollisions };
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** GET over a fresh connection (agent: false), so a keep-alive socket to an old nginx worker can't answer. */
 function getFresh(url: URL, timeoutMs: number): Promise<{ status: number; body: string }> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../cli.ts';
-import { ctl, fakeServer } from '../testing.ts';
+import { ctl, fakeServer } from '../../test/cli-fakes.ts';
 import { bucketTable, parseWhen } from './query.ts';
 
 const NOW = Date.UTC(2026, 10, 20, 12, 30);

@@ -1,3 +1,4 @@
+import type { ReadOnlyResult } from '@ingest/storage';
 import { parse, table, UsageError, type Command } from '../cli.ts';
 import { EXIT } from '../exit-codes.ts';
 import { callSink } from './replay.ts';
@@ -22,12 +23,8 @@ Exit codes: 0 ran; 1 refused (a write, or a function outside the database); 2 no
 ClickHouse rejected it (syntax, unknown table, a limit): the message is ClickHouse's; 3 sink writer
 unreachable; 4 anything else. INGEST_INTERNAL_TOKEN is sent when set.`;
 
-interface SqlAnswer {
-  columns: Array<{ name: string; type: string }>;
-  rows: unknown[][];
-  truncated: boolean;
-  elapsedMs: number;
-}
+/** The sink writer answers with the store's result as JSON, unchanged. */
+type SqlAnswer = ReadOnlyResult;
 
 const cell = (v: unknown): string => (v === null ? 'NULL' : typeof v === 'string' ? v : JSON.stringify(v));
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConsumerOptions, LogConsumer, MessageBatch } from '../types.ts';
 import { createEmbeddedLog, type ConsumerErrorInfo, type EmbeddedLog, type EmbeddedLogOptions } from './log.ts';
-import { makeTempDir, messages, waitFor } from './test-helpers.ts';
+import { makeTempDir, messages, waitFor } from '../../test/embedded-helpers.ts';
 
 const batchShape = (b: MessageBatch) => ({ partition: b.partition, first: b.firstOffset, last: b.lastOffset, offsets: b.messages.map((m) => m.offset) });
 

@@ -8,7 +8,7 @@
  * so an idempotency token derived from the offset range stays the same.
  */
 import type { BatchHandler, ConsumerOptions, LogConsumer, MessageBatch, StoredMessage } from '../types.ts';
-import { backoffMs } from './backoff.ts';
+import { backoffMs } from '@ingest/queue';
 import type { Partition } from './partition.ts';
 import type { TopicState } from './topic.ts';
 
@@ -217,7 +217,8 @@ export class EmbeddedConsumer implements LogConsumer {
   }
 
   private backoff(attempt: number): number {
-    return backoffMs(attempt, this.host.retryInitialMs, this.host.retryMaxMs);
+    // `attempt` counts failures so far from 0. One process owns the log: no herd, so no jitter.
+    return backoffMs(attempt + 1, { initialMs: this.host.retryInitialMs, maxMs: this.host.retryMaxMs, jitter: 'none' });
   }
 
   private sleep(ms: number): Promise<void> {

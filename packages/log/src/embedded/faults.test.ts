@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LogUnavailableError } from '../types.ts';
 import { createEmbeddedLog, type EmbeddedLog, type EmbeddedLogOptions, type TornTailInfo } from './log.ts';
-import { makeTempDir, messages, waitFor } from './test-helpers.ts';
+import { makeTempDir, messages, waitFor } from '../../test/embedded-helpers.ts';
 
 /**
  * Failed writes and fsyncs, injected by wrapping FileHandle methods (the seam every file write and

@@ -13,7 +13,7 @@ import {
   type PreparedMessage,
   type ScanOptions,
 } from './format.ts';
-import { makeTempDir } from './test-helpers.ts';
+import { makeTempDir } from '../../test/embedded-helpers.ts';
 
 function encodeAll(ms: PreparedMessage[], firstOffset: number): Buffer {
   const buf = Buffer.alloc(ms.reduce((s, m) => s + m.size, 0));

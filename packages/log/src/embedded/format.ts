@@ -39,11 +39,54 @@ const TWO_32 = 2 ** 32;
 /** A message validated and measured once at send time, so the append path only copies bytes. */
 export interface PreparedMessage {
   keyBytes: Buffer;
-  headers: Array<[name: Buffer, value: Buffer]>;
+  headers: ReadonlyArray<readonly [name: Buffer, value: Buffer]>;
   value: Buffer;
   timestamp: number;
   /** Encoded record size in bytes. */
   size: number;
+}
+
+interface EncodedHeaders {
+  pairs: ReadonlyArray<readonly [Buffer, Buffer]>;
+  /** Bytes they take in a record, length prefixes included. */
+  bytes: number;
+}
+
+const NO_HEADERS: EncodedHeaders = { pairs: [], bytes: 0 };
+
+// The messages of one append usually share one key and one headers object (a request's tenant and
+// trace context): they are encoded once, not once per message. The encodings are only ever copied
+// from, so sharing them is safe; one entry each, so nothing accumulates. The price: a headers
+// object must not be changed after it was sent (the sink writer makes one per request).
+let lastKey: string | undefined;
+let lastKeyBytes: Buffer = Buffer.alloc(0);
+let lastHeaders: Readonly<Record<string, string>> | undefined;
+let lastEncoded: EncodedHeaders = NO_HEADERS;
+
+function encodedKey(key: string): Buffer {
+  if (key !== lastKey) {
+    lastKeyBytes = Buffer.from(key, 'utf8');
+    lastKey = key;
+  }
+  return lastKeyBytes;
+}
+
+function encodedHeaders(headers: Readonly<Record<string, string>>): EncodedHeaders {
+  if (headers === lastHeaders) return lastEncoded;
+  const pairs: Array<[Buffer, Buffer]> = [];
+  let bytes = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value !== 'string') throw new TypeError(`header ${name} must be a string`);
+    const n = Buffer.from(name, 'utf8');
+    const v = Buffer.from(value, 'utf8');
+    if (n.length > MAX_U16 || v.length > MAX_U16) throw new RangeError(`header ${name} exceeds ${MAX_U16} bytes`);
+    pairs.push([n, v]);
+    bytes += 4 + n.length + v.length;
+  }
+  if (pairs.length > MAX_U16) throw new RangeError(`a message may carry at most ${MAX_U16} headers`);
+  lastHeaders = headers;
+  lastEncoded = { pairs, bytes };
+  return lastEncoded;
 }
 
 export function prepareMessage(
@@ -53,25 +96,15 @@ export function prepareMessage(
 ): PreparedMessage {
   if (typeof message.key !== 'string') throw new TypeError('message.key must be a string');
   if (!Buffer.isBuffer(message.value)) throw new TypeError('message.value must be a Buffer');
-  const keyBytes = Buffer.from(message.key, 'utf8');
+  const keyBytes = encodedKey(message.key);
   if (keyBytes.length > MAX_U16) throw new RangeError(`message key is ${keyBytes.length} bytes; the limit is ${MAX_U16}`);
   const timestamp = message.timestamp ?? now;
   if (!Number.isSafeInteger(timestamp)) throw new RangeError(`message timestamp must be an integer epoch ms, got ${timestamp}`);
   let size = RECORD_OVERHEAD_BYTES + keyBytes.length + message.value.length;
-  const headers: Array<[Buffer, Buffer]> = [];
-  if (message.headers !== undefined) {
-    for (const [name, value] of Object.entries(message.headers)) {
-      if (typeof value !== 'string') throw new TypeError(`header ${name} must be a string`);
-      const n = Buffer.from(name, 'utf8');
-      const v = Buffer.from(value, 'utf8');
-      if (n.length > MAX_U16 || v.length > MAX_U16) throw new RangeError(`header ${name} exceeds ${MAX_U16} bytes`);
-      headers.push([n, v]);
-      size += 4 + n.length + v.length;
-    }
-    if (headers.length > MAX_U16) throw new RangeError(`a message may carry at most ${MAX_U16} headers`);
-  }
+  const headers = message.headers === undefined ? NO_HEADERS : encodedHeaders(message.headers);
+  size += headers.bytes;
   if (size > maxRecordBytes) throw new RangeError(`message encodes to ${size} bytes; the limit is ${maxRecordBytes}`);
-  return { keyBytes, headers, value: message.value, timestamp, size };
+  return { keyBytes, headers: headers.pairs, value: message.value, timestamp, size };
 }
 
 /** Writes one record at `pos` and returns the position after it. `buf` must have `m.size` bytes free. */

@@ -8,7 +8,7 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isErrno, writeFileAtomic } from './fsutil.ts';
+import { isErrno, writeFileAtomic } from '@ingest/fsutil';
 import { assertName } from './names.ts';
 
 type Offsets = Record<string, Record<string, number>>;
@@ -87,7 +87,7 @@ export class GroupOffsets {
       }
       const covers = this.version;
       const content: GroupFileContent = { version: 1, group: this.group, topics: this.offsets };
-      const promise = writeFileAtomic(this.path, `${JSON.stringify(content)}\n`, this.durable).then(
+      const promise = writeFileAtomic(this.path, `${JSON.stringify(content)}\n`, { durable: this.durable }).then(
         () => {
           this.persisted = Math.max(this.persisted, covers);
           this.inflight = null;

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LogUnavailableError, type AppendedRange } from '../types.ts';
 import { createEmbeddedLog, type EmbeddedLog, type EmbeddedLogOptions } from './log.ts';
 import { partitionForKey } from './partitioner.ts';
-import { makeTempDir, messages, segmentFiles } from './test-helpers.ts';
+import { makeTempDir, messages, segmentFiles } from '../../test/embedded-helpers.ts';
 
 describe('embedded log: producer, admin, segments', () => {
   let tmp: Awaited<ReturnType<typeof makeTempDir>>;

@@ -29,7 +29,7 @@ import {
 } from '../types.ts';
 import { EmbeddedConsumer, type ConsumerErrorInfo, type ConsumerHost } from './consumer.ts';
 import { MAX_RECORD_BYTES, prepareMessage, type PreparedMessage } from './format.ts';
-import { acquireDirLock, fsyncDir, isErrno, writeFileAtomic } from './fsutil.ts';
+import { acquireLockFile, fsyncDir, isErrno, LockHeldError, writeFileAtomic } from '@ingest/fsutil';
 import { GroupOffsets, readGroupFile } from './groups.ts';
 import { assertName } from './names.ts';
 import { partitionForKeyBytes } from './partitioner.ts';
@@ -248,7 +248,7 @@ class EmbeddedLogImpl implements EmbeddedLog, ConsumerHost {
     }
     await mkdir(this.topicsDir, { recursive: true });
     await mkdir(this.groupsDir, { recursive: true });
-    this.releaseLock = await acquireDirLock(this.dir);
+    this.releaseLock = await lockDir(this.dir);
     try {
       await removeTempFiles(this.groupsDir);
       // Every group that ever committed protects what it has not read yet, even before its consumer
@@ -376,7 +376,7 @@ class EmbeddedLogImpl implements EmbeddedLog, ConsumerHost {
       if (creating) {
         // Metadata last: a topic dir without topic.json is an unfinished creation, finished next time.
         if (this.s.fsync !== 'never') await fsyncDir(tdir);
-        await writeFileAtomic(join(tdir, 'topic.json'), `${JSON.stringify({ version: 1, partitions: count })}\n`, this.s.fsync !== 'never');
+        await writeFileAtomic(join(tdir, 'topic.json'), `${JSON.stringify({ version: 1, partitions: count })}\n`, { durable: this.s.fsync !== 'never' });
       }
     } catch (err) {
       await Promise.allSettled(topic.partitions.map((p) => p.close()));
@@ -682,6 +682,25 @@ async function readTopicPartitions(tdir: string): Promise<number | null> {
   const n = (JSON.parse(text) as { partitions?: unknown }).partitions;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) throw new Error(`${tdir}/topic.json has no valid partition count`);
   return n;
+}
+
+/**
+ * Takes `<dir>/LOCK` so two processes never append to (or truncate) the same log; a dead owner's
+ * lock is taken over, so a crash never needs a human to delete a file before the next start.
+ */
+async function lockDir(dir: string): Promise<() => Promise<void>> {
+  try {
+    const lock = await acquireLockFile(join(dir, 'LOCK'));
+    return () => lock.release();
+  } catch (err) {
+    if (!(err instanceof LockHeldError)) throw err;
+    throw new LogUnavailableError(
+      err.holder === process.pid
+        ? `embedded log ${dir} is already open for writing in this process`
+        : `embedded log ${dir} is locked by running process ${err.holder}; open it with readOnly: true to inspect it`,
+      { cause: err },
+    );
+  }
 }
 
 /** Leftovers of atomic writes interrupted by a crash. */

@@ -26,8 +26,8 @@ import {
   type PreparedMessage,
   type RecordView,
 } from './format.ts';
-import { backoffMs } from './backoff.ts';
-import { fsyncDir, isErrno, writeFileAtomic } from './fsutil.ts';
+import { fsyncDir, isErrno, writeFileAtomic } from '@ingest/fsutil';
+import { backoffMs } from '@ingest/queue';
 import { parseSegmentFileName, Segment, segmentFileName } from './segment.ts';
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';
@@ -545,7 +545,8 @@ export class Partition {
 
   private scheduleRecovery(): void {
     if (this.recoveryTimer !== null || this.closed || this.failure === null) return;
-    const delay = backoffMs(this.failure.attempts, this.cfg.recoveryInitialMs, this.cfg.recoveryMaxMs);
+    // One writer per partition retries its own disk: no herd to spread, so no jitter.
+    const delay = backoffMs(this.failure.attempts + 1, { initialMs: this.cfg.recoveryInitialMs, maxMs: this.cfg.recoveryMaxMs, jitter: 'none' });
     this.recoveryTimer = setTimeout(() => {
       this.recoveryTimer = null;
       this.recoveryDue = true;
@@ -785,7 +786,7 @@ export class Partition {
       const path = join(dir, `${basename(seg.path)}.at-${d.position}.offsets-${lost}.bad`);
       try {
         await mkdir(dir, { recursive: true });
-        await writeFileAtomic(path, (out) => copyRange(fh, d.position, d.end, out), cfg.fsync !== 'never');
+        await writeFileAtomic(path, (out) => copyRange(fh, d.position, d.end, out), { durable: cfg.fsync !== 'never' });
         quarantine = path;
       } catch (err) {
         cfg.onBackgroundError(err);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LogUnavailableError, type StoredMessage } from '../types.ts';
 import { createEmbeddedLog, type CorruptRecordInfo, type EmbeddedLog, type EmbeddedLogOptions, type TornTailInfo } from './log.ts';
-import { fingerprint, makeTempDir, messages, segmentFiles, waitFor } from './test-helpers.ts';
+import { fingerprint, makeTempDir, messages, segmentFiles, waitFor } from '../../test/embedded-helpers.ts';
 
 describe('embedded log: recovery and read-only access', () => {
   let tmp: Awaited<ReturnType<typeof makeTempDir>>;

@@ -8,7 +8,8 @@ import {
 } from '../types.ts';
 import { describeError, type BackendLogger } from './logging.ts';
 import type { ResolvedOptions } from './options.ts';
-import { backoffMs, sleep, toStoredMessage, withDeadline } from './util.ts';
+import { backoffMs } from '@ingest/queue';
+import { sleep, toStoredMessage, withDeadline } from './util.ts';
 
 /**
  * Cuts one partition's fetched messages into handler batches of at most `maxMessages` messages and
@@ -107,7 +108,7 @@ export class KafkaLogConsumer implements LogConsumer {
       // A consumer that ran for a while earned a fresh, short backoff.
       attempt = Date.now() - startedAt > 60_000 ? 1 : attempt + 1;
       this.logger.warn('consumer not running; retrying', { group, topic, attempt, ...describeError(failure) });
-      await sleep(backoffMs(attempt, this.opts.handlerBackoffMs.min, this.opts.handlerBackoffMs.max), this.abort.signal);
+      await sleep(this.backoff(attempt), this.abort.signal);
     }
   }
 
@@ -219,7 +220,7 @@ export class KafkaLogConsumer implements LogConsumer {
         clearInterval(beat);
       }
       if (!this.shouldContinue(payload)) return false;
-      await sleep(backoffMs(attempt, this.opts.handlerBackoffMs.min, this.opts.handlerBackoffMs.max), this.abort.signal);
+      await sleep(this.backoff(attempt), this.abort.signal);
       if (!this.shouldContinue(payload)) return false;
       try {
         await payload.heartbeat();
@@ -229,6 +230,11 @@ export class KafkaLogConsumer implements LogConsumer {
         this.logger.debug('heartbeat failed', describeError(err));
       }
     }
+  }
+
+  /** Jittered: many loader replicas that lost the broker together should not come back together. */
+  private backoff(attempt: number): number {
+    return backoffMs(attempt, { initialMs: this.opts.handlerBackoffMs.min, maxMs: this.opts.handlerBackoffMs.max });
   }
 
   close(): Promise<void> {

@@ -4,7 +4,7 @@ import { LogUnavailableError, type StoredMessage } from '../types.ts';
 import { splitIntoBatches } from './consumer.ts';
 import { kafkajsLogCreator } from './logging.ts';
 import { rangesFromResponse } from './producer.ts';
-import { backoffMs, headersToRecord, unavailable, withDeadline } from './util.ts';
+import { headersToRecord, unavailable, withDeadline } from './util.ts';
 
 function stored(offset: number, bytes: number): StoredMessage {
   return { topic: 't', partition: 0, offset, key: 'k', value: Buffer.alloc(bytes), headers: {}, timestamp: 0 };
@@ -65,14 +65,6 @@ describe('helpers', () => {
   it('flattens headers, last value winning', () => {
     expect(headersToRecord({ a: Buffer.from('x'), b: ['1', Buffer.from('2')], c: undefined })).toEqual({ a: 'x', b: '2' });
     expect(headersToRecord(undefined)).toEqual({});
-  });
-
-  it('keeps backoff within [min/2, max]', () => {
-    for (let attempt = 1; attempt < 40; attempt++) {
-      const ms = backoffMs(attempt, 200, 10_000);
-      expect(ms).toBeGreaterThanOrEqual(100);
-      expect(ms).toBeLessThanOrEqual(10_000);
-    }
   });
 
   it('withDeadline rejects with LogUnavailableError and swallows the late rejection', async () => {

@@ -1,4 +1,5 @@
 import type { IHeaders, KafkaMessage } from 'kafkajs';
+import { backoffMs } from '@ingest/queue';
 import { LogUnavailableError, type StoredMessage } from '../types.ts';
 
 /** Wraps any kafkajs failure so callers see one error type (and can map it to a 503). */
@@ -50,12 +51,6 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     timer.unref();
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-/** Exponential backoff with full jitter in [min/2, cap]; attempt starts at 1. */
-export function backoffMs(attempt: number, min: number, max: number): number {
-  const cap = Math.min(max, min * 2 ** Math.min(attempt - 1, 30));
-  return Math.round(cap / 2 + (Math.random() * cap) / 2);
 }
 
 export function headersToRecord(headers: IHeaders | undefined): Record<string, string> {
@@ -118,7 +113,7 @@ export async function retryWhileTopicNotReady<T>(fn: () => Promise<T>, opts: Top
       return await fn();
     } catch (err) {
       if (attempt >= opts.attempts || !isTopicNotReady(err)) throw err;
-      const wait = backoffMs(attempt, opts.minMs, opts.maxMs);
+      const wait = backoffMs(attempt, { initialMs: opts.minMs, maxMs: opts.maxMs });
       opts.onRetry?.(attempt, wait, err);
       await sleep(wait);
     }

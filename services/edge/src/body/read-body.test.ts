@@ -98,6 +98,11 @@ describe('parseEntries', () => {
   it('does not count brackets inside strings as nesting', () => {
     expect(exceedsDepth('[{"m":"[[[[[[[[[[[[[[[[[[[["}]', 3)).toBe(false);
     expect(exceedsDepth('[{"m":"\\"[[[["}]', 3)).toBe(false);
+    // A string ending in an escaped backslash ends at the next quote: what follows is structure.
+    expect(exceedsDepth('[{"m":"a\\\\"},[[[1]]]]', 3)).toBe(true);
+    expect(exceedsDepth('[{"m":"a\\\\\\"[[[["}]', 3)).toBe(false);
+    // An unterminated string is left to JSON.parse to report.
+    expect(exceedsDepth('[{"m":"[[[[[[', 3)).toBe(false);
   });
 
   it('notes a number that may overflow a double (1e309 parses to Infinity), outside strings only', () => {

@@ -133,15 +133,25 @@ export function decodeUtf8(buf: Buffer): string {
  */
 export function exceedsDepth(text: string, maxDepth: number, seen?: { bigNumber: boolean }): boolean {
   let depth = 0;
-  let inString = false;
   // Digits of the number being read, and of its exponent (-1: not in an exponent).
   let digits = 0;
   let expDigits = -1;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92 /* \ */) i++;
-      else if (c === 34 /* " */) inString = false;
+    if (c === 34 /* " */) {
+      // Strings are most of a body: skip each with a native search for its closing quote, one
+      // not escaped (preceded by an even number of backslashes).
+      let end = text.indexOf('"', i + 1);
+      while (end !== -1) {
+        let slashes = 0;
+        for (let j = end - 1; text.charCodeAt(j) === 92 /* \ */; j--) slashes++;
+        if (slashes % 2 === 0) break;
+        end = text.indexOf('"', end + 1);
+      }
+      if (end === -1) return false; // unterminated: JSON.parse reports it
+      i = end;
+      digits = 0;
+      expDigits = -1;
       continue;
     }
     if (c >= 48 && c <= 57) {
@@ -157,8 +167,7 @@ export function exceedsDepth(text: string, maxDepth: number, seen?: { bigNumber:
     if (c === 43 || c === 45 || c === 46 /* + - . */) continue;
     digits = 0;
     expDigits = -1;
-    if (c === 34) inString = true;
-    else if (c === 123 || c === 91) {
+    if (c === 123 || c === 91) {
       if (++depth > maxDepth) return true;
     } else if (c === 125 || c === 93) depth--;
     else if (c === 10 /* \n */ && depth <= 0) depth = 0; // NDJSON line boundary

@@ -55,7 +55,8 @@ export interface NormalizeContext {
 
 export type RejectedOutcome = { ok: false; code: EntryErrorCode; message: string };
 
-export type EntryOutcome = { ok: true; entry: NormalizedEntry } | RejectedOutcome;
+/** `row`: the entry as the table's JSONEachRow line, what the log stores. */
+export type EntryOutcome = { ok: true; entry: NormalizedEntry; row: string } | RejectedOutcome;
 
 /** A type-specific rule: reads the already-validated `data` object and fills the output. */
 export type TypeRule = (data: Record<string, unknown>, out: NormalizedEntry, limits: EntryLimits) => RejectedOutcome | undefined;

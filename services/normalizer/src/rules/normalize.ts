@@ -1,4 +1,5 @@
 import type { EntryType, NormalizedEntry } from '@ingest/contracts';
+import { encodeRow } from '@ingest/storage/rows';
 import { alertRule } from './alert.ts';
 import { checkAppAndSource, checkData, checkLabels, checkProducerId, checkTimestamp, checkType, type Step } from './envelope.ts';
 import { eventRule } from './event.ts';
@@ -19,23 +20,10 @@ const TYPE_RULES: Record<EntryType, TypeRule> = {
 
 const applyTypeRule: Step = (raw, out, limits) => TYPE_RULES[out.type](raw.data as Record<string, unknown>, out, limits);
 
-const checkDataSize: Step = (_raw, out, limits) => {
-  if (isEmptyObject(out.data)) return undefined;
-  const bytes = Buffer.byteLength(JSON.stringify(out.data), 'utf8');
-  if (bytes <= limits.maxDataBytes) return undefined;
-  return reject('INGEST_ERR_ENTRY_TOO_LARGE', `data (beyond the fields lifted into columns) is ${bytes} bytes of JSON; the limit is ${limits.maxDataBytes} bytes`);
-};
-
-const checkEntrySize: Step = (_raw, out, limits) => {
-  // Measured exactly on what will be stored (escapes included), not estimated from the parts.
-  const bytes = Buffer.byteLength(JSON.stringify(out), 'utf8');
-  if (bytes <= limits.maxEntryBytes) return undefined;
-  return reject('INGEST_ERR_ENTRY_TOO_LARGE', `the normalized entry is ${bytes} bytes of JSON; the limit is ${limits.maxEntryBytes} bytes`);
-};
-
 /**
- * The pipeline, in order. Cheap envelope checks run before type rules; the id (a hash) is computed
- * only for entries that are otherwise valid; the whole-entry size is checked last, on what is stored.
+ * The field checks, in order; cheap envelope checks run before type rules. After them
+ * normalizeEntry measures `data`, assigns the id (a hash, so only for entries otherwise valid),
+ * encodes the row and checks its size on the bytes that will be stored.
  */
 export const STEPS: readonly (readonly [name: string, step: Step])[] = [
   ['type', checkType],
@@ -45,9 +33,6 @@ export const STEPS: readonly (readonly [name: string, step: Step])[] = [
   ['producer-id', checkProducerId],
   ['data', checkData],
   ['type-rule', applyTypeRule],
-  ['data-size', checkDataSize],
-  ['id', assignId],
-  ['entry-size', checkEntrySize],
 ];
 
 /**
@@ -79,7 +64,16 @@ export function normalizeEntry(raw: unknown, ctx: NormalizeContext): EntryOutcom
       const rejection = step(raw, out, limits);
       if (rejection !== undefined) return rejection;
     }
-    return { ok: true, entry: out };
+    // Serialized once: measured here, then embedded in the row as is.
+    const dataJson = isEmptyObject(out.data) ? '{}' : JSON.stringify(out.data);
+    const dataBytes = Buffer.byteLength(dataJson, 'utf8');
+    if (dataBytes > limits.maxDataBytes) return reject('INGEST_ERR_ENTRY_TOO_LARGE', `data (beyond the fields lifted into columns) is ${dataBytes} bytes of JSON; the limit is ${limits.maxDataBytes} bytes`);
+    assignId(raw, out, limits);
+    const row = encodeRow(out, dataJson);
+    // Measured exactly on what will be stored (escapes included), not estimated from the parts.
+    const bytes = Buffer.byteLength(row, 'utf8');
+    if (bytes > limits.maxEntryBytes) return reject('INGEST_ERR_ENTRY_TOO_LARGE', `the stored entry is ${bytes} bytes; the limit is ${limits.maxEntryBytes} bytes`);
+    return { ok: true, entry: out, row };
   } catch (err) {
     // Unreachable for JSON input; a last line so an in-process caller's odd object (a throwing
     // getter, a BigInt) costs one entry, not the batch.

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '@ingest/config';
-import type { DeadLetter, NormalizedEntry, WriteRequest } from '@ingest/contracts';
+import type { DeadLetter, NormalizedEntry } from '@ingest/contracts';
+import { encodeRow } from '@ingest/storage';
 import { createEmbeddedLog, type DurableLog } from '@ingest/log';
 import { adminListener } from '@ingest/observability';
 import { buildSinkWriter } from '../app.ts';
@@ -32,8 +33,9 @@ describe('loader: a batch ClickHouse refuses does not stall its partition', () =
     name: '', value: null, unit: '', level: 'info', message, data: {},
   });
   const write = async (entries: NormalizedEntry[]) => {
-    const body: WriteRequest = { tenant, entries, deadLetters: [] };
-    const r = await sink.inject({ method: 'POST', url: '/internal/v2/write', payload: body });
+    // The normalizer's hop over HTTP: its rows, one per line, as the normalizer encodes them.
+    const payload = entries.map((e) => `${encodeRow(e)}\n`).join('');
+    const r = await sink.inject({ method: 'POST', url: '/internal/v2/write', payload, headers: { 'content-type': 'application/x-ndjson', 'x-ingest-tenant': tenant, 'x-ingest-rows': String(entries.length) } });
     expect(r.statusCode).toBe(200);
   };
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BatchHandler, LogConsumer, LogMessage, LogProducer, MessageBatch } from '@ingest/log';
-import type { TableName, TelemetryRow, TelemetryStore } from '@ingest/storage';
+import { decodeRow, encodeRow, type TableName, type TelemetryStore } from '@ingest/storage';
 import { ClickHouseLoader } from './clickhouse-loader.ts';
 
 /** Hands batches to the loader's handler on demand, as the real consumers do (and retry). */
@@ -16,7 +16,7 @@ class ManualConsumer implements LogConsumer {
 }
 
 const entry = (id: string, message: string) =>
-  Buffer.from(JSON.stringify({ id, tenant: 't', type: 'log', ts: Date.UTC(2026, 10, 20), receivedAt: 1, app: '', source: '', labels: {}, name: '', value: null, unit: '', level: 'info', message, data: {} }));
+  Buffer.from(encodeRow({ id, tenant: 't', type: 'log', ts: Date.UTC(2026, 10, 20), receivedAt: 1, app: '', source: '', labels: {}, name: '', value: null, unit: '', level: 'info', message, data: {} }));
 
 function batchOf(messages: string[]): MessageBatch {
   return {
@@ -32,7 +32,8 @@ function batchOf(messages: string[]): MessageBatch {
 function fakeStore(mode: { transient?: boolean }) {
   const inserted: string[] = [];
   const store = {
-    insert(_t: TableName, rows: TelemetryRow[]): Promise<void> {
+    insertEncoded(_t: TableName, body: Buffer): Promise<void> {
+      const rows = body.toString('utf8').split('\n').filter((l) => l !== '').map((l) => decodeRow(Buffer.from(`${l.slice(0, l.lastIndexOf(',', l.lastIndexOf(',') - 1))}]`), 0, 0));
       if (mode.transient) return Promise.reject(Object.assign(new Error('Timeout error.'), { code: 'ETIMEDOUT' }));
       if (rows.some((r) => r.message === 'bad')) return Promise.reject(Object.assign(new Error('Cannot parse input'), { code: '27', type: 'CANNOT_PARSE_INPUT_ASSERTION_FAILED' }));
       inserted.push(...rows.map((r) => r.id));
@@ -89,5 +90,23 @@ describe('ClickHouseLoader failure handling', () => {
     const loader = new ClickHouseLoader(consumer, store, 'telemetry_mirror', {}, { refusedAttempts: 1 });
     loader.start();
     for (let i = 0; i < 3; i++) await expect(consumer.handler?.(batchOf(['bad']))).rejects.toThrow('Cannot parse');
+  });
+});
+
+describe('dedup tokens', () => {
+  it('are the same for a retry of the same range, and differ for a log that reuses its offsets', async () => {
+    const consumer = new ManualConsumer();
+    const tokens: string[] = [];
+    const store = { insertEncoded: (_t: TableName, _b: Buffer, token: string) => Promise.resolve(void tokens.push(token)) } as unknown as TelemetryStore;
+    new ClickHouseLoader(consumer, store, 'telemetry').start();
+    const batch = batchOf(['a', 'b']);
+    await consumer.handler?.(batch);
+    await consumer.handler?.(batch);
+    // The same offsets appended at other times: a topic created again, or a fresh embedded log.
+    const again = { ...batch, messages: batch.messages.map((m) => ({ ...m, timestamp: m.timestamp + 60_000 })) };
+    await consumer.handler?.(again);
+    expect(tokens[0]).toBe(tokens[1]);
+    expect(tokens[2]).not.toBe(tokens[0]);
+    expect(tokens[0]).toMatch(/^live:telemetry\.v2:0:0-1@/);
   });
 });

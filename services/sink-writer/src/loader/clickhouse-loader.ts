@@ -1,25 +1,37 @@
 import type { DeadLetter, NormalizedEntry } from '@ingest/contracts';
 import { HEADERS } from '@ingest/contracts';
 import type { LogConsumer, LogMessage, LogProducer, MessageBatch } from '@ingest/log';
-import { insertRefusal, toRow, type InsertRefusal, type TableName, type TelemetryRow, type TelemetryStore } from '@ingest/storage';
+import { appendPositioned, decodeRow, encodeRow, encodedRowTs, insertRefusal, isEncodedRow, type InsertRefusal, type TableName, type TelemetryRow, type TelemetryStore } from '@ingest/storage';
 import { daysOf, type DayGate } from './day-gate.ts';
 
 /**
- * The dedup token of a block: the log range it came from. A retry of the same range (after a
- * failed or unknown-outcome insert) carries the same token and is dropped by ClickHouse; a
- * re-read with other boundaries is still collapsed by the table's (tenant, id) key.
+ * The dedup token of a block: the log range it came from, and the append times of its first and
+ * last message. A retry of the same range (after a failed or unknown-outcome insert) carries the
+ * same token and is dropped by ClickHouse; a re-read with other boundaries is still collapsed by
+ * the table's (tenant, id) key. The times tell apart two logs that reuse offsets (a topic deleted
+ * and created again, an embedded log started afresh beside a kept store), whose blocks would
+ * otherwise share tokens and be dropped as retries.
  */
-export function dedupToken(batch: Pick<MessageBatch, 'topic' | 'partition' | 'firstOffset' | 'lastOffset'>, scope = 'live'): string {
-  return `${scope}:${batch.topic}:${batch.partition}:${batch.firstOffset}-${batch.lastOffset}`;
+export function dedupToken(batch: Pick<MessageBatch, 'topic' | 'partition' | 'firstOffset' | 'lastOffset'> & { firstTs?: number; lastTs?: number }, scope = 'live'): string {
+  const times = batch.firstTs === undefined ? '' : `@${batch.firstTs}-${batch.lastTs ?? batch.firstTs}`;
+  return `${scope}:${batch.topic}:${batch.partition}:${batch.firstOffset}-${batch.lastOffset}${times}`;
 }
 
-/** Decodes a log batch into rows; a message that can't be decoded is reported, never inserted. */
+/**
+ * A log message as the table's row bytes. Current messages are already rows (the normalizer made
+ * them once); a message written by an older version (a NormalizedEntry document) is encoded here.
+ */
+function rowBytes(value: Buffer): Buffer {
+  if (isEncodedRow(value)) return value;
+  return Buffer.from(encodeRow(JSON.parse(value.toString('utf8')) as NormalizedEntry));
+}
+
+/** Decodes a log batch into rows (replay needs their fields); a message that can't be decoded is reported, never inserted. */
 export function batchToRows(batch: MessageBatch, onBad: (offset: number, reason: string) => void): TelemetryRow[] {
   const rows: TelemetryRow[] = [];
   for (const m of batch.messages) {
     try {
-      const e = JSON.parse(m.value.toString('utf8')) as NormalizedEntry;
-      rows.push(toRow(e, m.partition, m.offset));
+      rows.push(decodeRow(rowBytes(m.value), m.partition, m.offset));
     } catch (err) {
       onBad(m.offset, (err as Error).message);
     }
@@ -27,12 +39,59 @@ export function batchToRows(batch: MessageBatch, onBad: (offset: number, reason:
   return rows;
 }
 
+/** One message of a batch, ready to insert: its row bytes with the log position appended. */
+interface EncodedRow {
+  offset: number;
+  /** Append time in the log: part of the dedup token. */
+  appendedAt: number;
+  key: string;
+  value: Buffer;
+  ts: number;
+  parts: Buffer[];
+  bytes: number;
+}
+
+/** A log batch as insert bodies, without parsing the rows: only the event time is read, from its fixed place. */
+export function encodeBatch(batch: MessageBatch, onBad: (offset: number, reason: string) => void): EncodedRow[] {
+  const out: EncodedRow[] = [];
+  for (const m of batch.messages) {
+    try {
+      const row = rowBytes(m.value);
+      const ts = encodedRowTs(row);
+      if (Number.isNaN(ts)) throw new Error('row has no event time where the format puts it');
+      const parts: Buffer[] = [];
+      const bytes = appendPositioned(parts, row, m.partition, m.offset);
+      out.push({ offset: m.offset, appendedAt: m.timestamp, key: m.key, value: m.value, ts, parts, bytes });
+    } catch (err) {
+      onBad(m.offset, (err as Error).message);
+    }
+  }
+  return out;
+}
+
+function tokenOf(topic: string, partition: number, rows: ReadonlyArray<EncodedRow>): string {
+  const first = rows[0];
+  const last = rows[rows.length - 1];
+  if (first === undefined || last === undefined) return dedupToken({ topic, partition, firstOffset: -1, lastOffset: -1 });
+  return dedupToken({ topic, partition, firstOffset: first.offset, lastOffset: last.offset, firstTs: first.appendedAt, lastTs: last.appendedAt });
+}
+
+function bodyOf(rows: ReadonlyArray<EncodedRow>): Buffer {
+  let total = 0;
+  const parts: Buffer[] = [];
+  for (const r of rows) {
+    parts.push(...r.parts);
+    total += r.bytes;
+  }
+  return Buffer.concat(parts, total);
+}
+
 export interface LoaderHooks {
   onInserted?: (batch: MessageBatch, rows: number, ms: number) => void;
   onError?: (batch: MessageBatch, err: unknown) => void;
   onBadMessage?: (batch: MessageBatch, offset: number, reason: string) => void;
   /** Rows of `batch` ClickHouse refused for their data, sent to the dead-letter topic. */
-  onDeadLettered?: (batch: MessageBatch, refused: ReadonlyArray<{ row: TelemetryRow; refusal: InsertRefusal }>) => void;
+  onDeadLettered?: (batch: MessageBatch, refused: ReadonlyArray<{ offset: number; refusal: InsertRefusal }>) => void;
 }
 
 export interface LoaderOptions {
@@ -89,8 +148,8 @@ export class ClickHouseLoader {
 
   private async load(batch: MessageBatch): Promise<void> {
     const t0 = performance.now();
-    const rows = batchToRows(batch, (off, reason) => this.hooks.onBadMessage?.(batch, off, reason));
-    const token = dedupToken(batch);
+    const rows = encodeBatch(batch, (off, reason) => this.hooks.onBadMessage?.(batch, off, reason));
+    const token = tokenOf(batch.topic, batch.partition, rows);
     const leave = this.opts.gate && rows.length > 0 ? await this.opts.gate.enter(daysOf(rows)) : undefined;
     let refusedRows: number;
     try {
@@ -102,9 +161,9 @@ export class ClickHouseLoader {
   }
 
   /** Inserts the batch; returns how many of its rows were refused and dead-lettered instead. */
-  private async insertOrSplit(batch: MessageBatch, rows: TelemetryRow[], token: string): Promise<number> {
+  private async insertOrSplit(batch: MessageBatch, rows: EncodedRow[], token: string): Promise<number> {
     try {
-      await this.store.insert(this.table, rows, token);
+      await this.store.insertEncoded(this.table, bodyOf(rows), token);
       return 0;
     } catch (e) {
       this.hooks.onError?.(batch, e);
@@ -116,15 +175,14 @@ export class ClickHouseLoader {
         this.refusals.set(token, attempts);
         throw e;
       }
-      const refused: Array<{ row: TelemetryRow; refusal: InsertRefusal }> = [];
+      const refused: Array<{ row: EncodedRow; refusal: InsertRefusal }> = [];
       // The whole batch is known to fail: start from its halves.
       const mid = rows.length >> 1;
       await this.bisect(batch, rows.slice(0, mid), refused);
       await this.bisect(batch, rows.slice(mid), refused);
-      const byOffset = new Map(batch.messages.map((m) => [m.offset, m.value]));
-      await dlq.producer.send(dlq.topic, refused.map((r) => deadLetterMessage(batch, byOffset.get(r.row.log_offset), r.row, r.refusal)));
+      await dlq.producer.send(dlq.topic, refused.map((r) => deadLetterMessage(batch, r.row, r.refusal)));
       this.refusals.delete(token);
-      this.hooks.onDeadLettered?.(batch, refused);
+      this.hooks.onDeadLettered?.(batch, refused.map((r) => ({ offset: r.row.offset, refusal: r.refusal })));
       return refused.length;
     }
   }
@@ -134,12 +192,12 @@ export class ClickHouseLoader {
    * its own offset range, so a retry of the whole batch after a transient failure mid-way re-inserts
    * the parts that landed as no-ops. A transient failure is thrown: the consumer retries the batch.
    */
-  private async bisect(batch: MessageBatch, rows: TelemetryRow[], refused: Array<{ row: TelemetryRow; refusal: InsertRefusal }>): Promise<void> {
+  private async bisect(batch: MessageBatch, rows: EncodedRow[], refused: Array<{ row: EncodedRow; refusal: InsertRefusal }>): Promise<void> {
     const first = rows[0];
     const last = rows[rows.length - 1];
     if (first === undefined || last === undefined) return;
     try {
-      await this.store.insert(this.table, rows, dedupToken({ topic: batch.topic, partition: batch.partition, firstOffset: first.log_offset, lastOffset: last.log_offset }));
+      await this.store.insertEncoded(this.table, bodyOf(rows), tokenOf(batch.topic, batch.partition, rows));
       return;
     } catch (e) {
       const refusal = insertRefusal(e);
@@ -163,17 +221,29 @@ export class ClickHouseLoader {
 
 /**
  * The dead-letter shape the normalizer writes, so `ingestctl dlq` reads both alike. There is no
- * request here, so `index` carries the entry's log offset (also named in the message).
+ * request here, so `index` carries the entry's log offset (also named in the message). The row
+ * is decoded only to name it; a row too damaged to decode is still dead-lettered, by its offset.
  */
-function deadLetterMessage(batch: MessageBatch, value: Buffer | undefined, row: TelemetryRow, refusal: InsertRefusal): LogMessage {
-  const raw = value ? value.toString('utf8') : JSON.stringify(row);
+function deadLetterMessage(batch: MessageBatch, row: EncodedRow, refusal: InsertRefusal): LogMessage {
+  // The row by its column names when it decodes (a reader needs no column list); its bytes otherwise.
+  let raw = row.value.toString('utf8');
+  let id = `at offset ${row.offset}`;
+  let receivedAt = 0;
+  try {
+    const decoded = decodeRow(rowBytes(row.value), batch.partition, row.offset);
+    id = decoded.id;
+    receivedAt = decoded.received_at;
+    raw = JSON.stringify(decoded);
+  } catch {
+    // named by its offset, kept as bytes
+  }
   const letter: DeadLetter = {
-    tenant: row.tenant_id,
-    index: row.log_offset,
+    tenant: row.key,
+    index: row.offset,
     code: 'INGEST_ERR_STORE_REFUSED',
-    message: `ClickHouse refused entry ${row.id} (${batch.topic}/${batch.partition}@${row.log_offset}): ${refusal.type} (code ${refusal.code}): ${refusal.message}`,
-    receivedAt: row.received_at,
+    message: `ClickHouse refused entry ${id} (${batch.topic}/${batch.partition}@${row.offset}): ${refusal.type} (code ${refusal.code}): ${refusal.message}`,
+    receivedAt,
     raw: raw.length > MAX_DEAD_LETTER_RAW ? raw.slice(0, MAX_DEAD_LETTER_RAW) : raw,
   };
-  return { key: row.tenant_id, value: Buffer.from(JSON.stringify(letter)), headers: { [HEADERS.tenant]: row.tenant_id } };
+  return { key: row.key, value: Buffer.from(JSON.stringify(letter)), headers: { [HEADERS.tenant]: row.key } };
 }

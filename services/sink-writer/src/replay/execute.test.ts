@@ -4,7 +4,7 @@ import { executeReplay, replayToken } from './execute.ts';
 import { buildPlan } from './plan.ts';
 import { parseReplayRequest } from './request.ts';
 import { resolveRange, type ResolvedRange } from './resolve.ts';
-import { entryJson, FakeAdmin, FakeShadow, type FakeMessage } from './testing.ts';
+import { entryJson, FakeAdmin, FakeShadow, type FakeMessage } from '../../test/replay-fakes.ts';
 
 const TOPIC = 'telemetry.v2';
 const T0 = Date.UTC(2026, 10, 20, 10);

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReplaySummary as ContractSummary, ReplayStatus } from '@ingest/contracts';
 import type { LogAdmin } from '@ingest/log';
+import { backoffMs } from '@ingest/queue';
 import { assertShadowTable, formatDay, type ShadowTableName, type TelemetryRow } from '@ingest/storage';
 import { dedupToken } from '../loader/clickhouse-loader.ts';
 import type { ScanOptions } from './plan.ts';
@@ -24,7 +25,7 @@ export interface ExecuteOptions extends ScanOptions {
   runId: string;
   /** Attempts per chunk insert before the run fails (default 5). */
   insertAttempts?: number;
-  /** First retry delay, doubled per attempt (default 200 ms). */
+  /** First retry delay, doubled per attempt up to 10 s (default 200 ms). */
   retryDelayMs?: number;
   onRetry?: (info: { partition: number; firstOffset: number; attempt: number; error: string }) => void;
   /** Called with the running totals after each chunk (for the job view). */
@@ -48,6 +49,9 @@ export function replayToken(runId: string, chunk: { topic: string; partition: nu
   return dedupToken(chunk, `replay-${runId}`);
 }
 
+/** Caps the doubling, so a run given many insertAttempts does not wait hours between the last ones. */
+const MAX_RETRY_DELAY_MS = 10_000;
+
 async function insertWithRetry(deps: ExecuteDeps, target: ShadowTableName, rows: TelemetryRow[], token: string, opts: ExecuteOptions, where: { partition: number; firstOffset: number }): Promise<void> {
   const attempts = opts.insertAttempts ?? 5;
   const base = opts.retryDelayMs ?? 200;
@@ -58,7 +62,9 @@ async function insertWithRetry(deps: ExecuteDeps, target: ShadowTableName, rows:
     } catch (e) {
       if (attempt >= attempts || opts.signal?.aborted) throw e;
       opts.onRetry?.({ ...where, attempt, error: (e as Error).message });
-      await sleep(base * 2 ** (attempt - 1), undefined, opts.signal ? { signal: opts.signal } : undefined);
+      // One replay job retries its own insert: no herd to spread, so no jitter.
+      const wait = backoffMs(attempt, { initialMs: base, maxMs: MAX_RETRY_DELAY_MS, jitter: 'none' });
+      await sleep(wait, undefined, opts.signal ? { signal: opts.signal } : undefined);
     }
   }
 }

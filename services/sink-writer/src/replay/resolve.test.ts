@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseReplayRequest } from './request.ts';
 import { firstAtOrAfter, resolveRange } from './resolve.ts';
-import { FakeAdmin, type FakeMessage } from './testing.ts';
+import { FakeAdmin, type FakeMessage } from '../../test/replay-fakes.ts';
 
 const T0 = Date.UTC(2026, 10, 20, 10);
 const TOPIC = 'telemetry.v2';

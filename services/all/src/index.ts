@@ -1,0 +1,2 @@
+export { buildAll } from './app.ts';
+export type { AllOptions, AllRoles } from './app.ts';
