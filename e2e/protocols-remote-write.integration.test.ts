@@ -57,7 +57,7 @@ describe('Prometheus remote write 1.0 from prometheus-remote-write', () => {
     expect(one).toMatchObject({ name: 'node_load1', value: 32.5, app: 'node', labels: { job: 'node', instance: 'host-3:9100' } });
   });
 
-  it('staleness markers are skipped (204); NaN is refused by sample, never 204', async () => {
+  it('staleness markers and NaN are skipped and counted (204); Inf is refused by sample, never 204', async () => {
     const type = protoType(['prometheus/remote.proto'], 'prometheus.WriteRequest');
     const now = Date.now();
     const encode = (samples: { value: number; timestamp: number }[], stale = false) => {
@@ -74,10 +74,15 @@ describe('Prometheus remote write 1.0 from prometheus-remote-write', () => {
     const stale = await fetch(`${stack.edgeUrl}/api/v1/push`, { method: 'POST', headers, body: encode([{ value: 4242.4242, timestamp: now }], true) });
     expect(stale.status).toBe(204);
     const nan = await fetch(`${stack.edgeUrl}/api/v1/push`, { method: 'POST', headers, body: encode([{ value: Number.NaN, timestamp: now }, { value: 1, timestamp: now }]) });
-    expect(nan.status).toBe(400);
-    expect(await nan.json()).toMatchObject({ error: { code: 'INGEST_ERR_PARTIAL_WRITE' }, accepted: 1, rejected: [{ index: 0, code: 'INGEST_ERR_ENTRY_VALUE' }] });
+    expect(nan.status).toBe(204);
+    const inf = await fetch(`${stack.edgeUrl}/api/v1/push`, { method: 'POST', headers, body: encode([{ value: Number.POSITIVE_INFINITY, timestamp: now + 1 }, { value: 2, timestamp: now + 1 }]) });
+    expect(inf.status).toBe(400);
+    expect(await inf.json()).toMatchObject({ error: { code: 'INGEST_ERR_PARTIAL_WRITE' }, accepted: 1, rejected: [{ index: 0, code: 'INGEST_ERR_ENTRY_VALUE' }] });
     await stack.waitLoaded();
-    expect((await rows()).filter((x) => x.name === 'stale_test').map((x) => x.value)).toEqual([1]);
+    expect((await rows()).filter((x) => x.name === 'stale_test').map((x) => x.value)).toEqual([1, 2]);
+    const metrics = await (await fetch(`${stack.edgeAdminUrl}/metrics`)).text();
+    expect(metrics).toContain(`ingest_skipped_items_total{tenant="${tenant}",reason="stale_marker",service="edge"} 1`);
+    expect(metrics).toContain(`ingest_skipped_items_total{tenant="${tenant}",reason="nan",service="edge"} 1`);
   });
 
   it('a bad key is 401 and names no tenant; remote write 2.0 is refused with 415', async () => {

@@ -15,6 +15,7 @@ command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 command -v zstd >/dev/null || missing+=(zstd)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
-# promtool ships in Debian's prometheus package; only the binary is used (no server is started).
-command -v promtool >/dev/null || missing+=(prometheus)
+# promtool ships in Debian's prometheus package; the server runs the documented remote_write
+# config in e2e/prometheus-server.integration.test.ts.
+command -v promtool >/dev/null && command -v prometheus >/dev/null || missing+=(prometheus)
 if ((${#missing[@]} > 0)); then apt_install "${missing[@]}"; fi

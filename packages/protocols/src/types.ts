@@ -19,8 +19,10 @@ export interface Decoded {
   /** origins[i] is the item entries[i] came from, so a rejection can name its line or record. */
   origins: number[];
   refusals: Refusal[];
-  /** Items left out on purpose, not errors (remote-write staleness markers). */
+  /** Items left out on purpose, not errors (remote-write staleness markers and NaN samples). */
   skipped: number;
+  /** The skipped items by reason, for the skipped-items counter. */
+  skippedBy: Record<string, number>;
   /** The body's size once inflated, when the decoder inflated it (snappy); rates and budget count this. */
   bytes?: number;
 }
@@ -44,5 +46,5 @@ export interface LabelLimits {
 export const DEFAULT_LABEL_LIMITS: LabelLimits = Object.freeze({ maxLabels: 32, maxLabelBytes: 16 * 1024, maxLabelKeyBytes: 64, maxLabelValueBytes: 256 });
 
 export function emptyDecoded(): Decoded {
-  return { entries: [], origins: [], refusals: [], skipped: 0 };
+  return { entries: [], origins: [], refusals: [], skipped: 0, skippedBy: {} };
 }

@@ -82,6 +82,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
 
   const openFileLimit = opts.openFileLimit === undefined ? readOpenFileLimit() : (opts.openFileLimit ?? undefined);
   const maxConnections = effectiveMaxConnections(cfg.maxConnections, openFileLimit);
+  const skippedItems = new Counter({ name: 'ingest_skipped_items_total', help: 'Protocol items left out on purpose, not errors (remote-write staleness markers and NaN samples), by tenant and reason', labelNames: ['tenant', 'reason'], registers: [metrics.registry] });
   const refusedConnections = new Counter({ name: 'ingest_edge_connections_refused_total', help: 'Inbound connections closed on arrival, by reason (max_connections, per_address)', labelNames: ['reason'], registers: [metrics.registry] });
   const refusedLog = new ThrottledLog(10_000, (fields, suppressed) => app.log.warn({ ...fields, suppressed, refused: guard.snapshot().refused }, 'connection refused'));
   const guard = new ConnectionGuard({ maxConnections, maxPerAddress: cfg.maxConnectionsPerAddress }, (reason, address) => {
@@ -295,6 +296,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       bodyLimitBytes: cfg.bodyLimitBytes,
       maxEntries: cfg.maxEntriesPerRequest,
       maxDepth: cfg.maxNestingDepth,
+      countSkipped: (req, reason, n) => skippedItems.inc({ tenant: req.principal?.tenant ?? 'anonymous', reason }, n),
     });
   });
 

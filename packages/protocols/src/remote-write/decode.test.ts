@@ -38,7 +38,7 @@ describe('remote write 1.0', () => {
     ]);
   });
 
-  it('skips staleness markers, refuses other NaN and Inf samples and nameless series, per sample', () => {
+  it('skips staleness markers and NaN samples (counted by reason), refuses Inf samples and nameless series, per sample', () => {
     const out = decodeRemoteWrite(
       body({
         timeseries: [
@@ -48,11 +48,11 @@ describe('remote write 1.0', () => {
       }),
       opts,
     );
-    expect(out.skipped).toBe(1);
+    expect(out.skipped).toBe(2);
+    expect(out.skippedBy).toEqual({ stale_marker: 1, nan: 1 });
     expect(out.entries.map((e) => e.data.value)).toEqual([2]);
     expect(out.origins).toEqual([3]);
     expect(out.refusals.map((r) => [r.item, r.code])).toEqual([
-      [1, 'INGEST_ERR_ENTRY_VALUE'],
       [2, 'INGEST_ERR_ENTRY_VALUE'],
       [4, 'INGEST_ERR_ENTRY_UNDECODABLE'],
     ]);

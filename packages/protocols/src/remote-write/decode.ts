@@ -63,8 +63,11 @@ export function decodeRemoteWrite(body: Uint8Array, opts: DecodeOptions & { maxB
     const kind = counters.has(name) || counters.has(family) ? 'counter' : 'gauge';
     for (const s of samples) {
       const value = typeof s.value === 'number' ? s.value : 0;
-      if (isStaleMarker(value)) out.skipped++;
-      else if (!Number.isFinite(value)) out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_VALUE', message: `${name}: the sample is ${String(value)}; only finite values are stored (staleness markers are skipped)`, raw: { labels: Object.fromEntries(labels), value: String(value), timestamp: s.timestamp } });
+      if (isStaleMarker(value)) skip(out, 'stale_marker');
+      // Prometheus's "no observation" (a summary's quantile before its first sample, 0/0): skipped
+      // and counted. Refusing it would make Prometheus drop and log as failed every batch holding one.
+      else if (Number.isNaN(value)) skip(out, 'nan');
+      else if (!Number.isFinite(value)) out.refusals.push({ item, code: 'INGEST_ERR_ENTRY_VALUE', message: `${name}: the sample is ${String(value)}; only finite values are stored (NaN and staleness markers are skipped)`, raw: { labels: Object.fromEntries(labels), value: String(value), timestamp: s.timestamp } });
       else {
         const data: Record<string, unknown> = { name: metricName(name), value, kind };
         if (set.hasOverflow) data.attributes = set.overflow;
@@ -86,4 +89,9 @@ export function decodeRemoteWrite(body: Uint8Array, opts: DecodeOptions & { maxB
 function list(o: Obj | undefined, key: string): Obj[] {
   const v = o?.[key];
   return Array.isArray(v) ? (v as Obj[]) : [];
+}
+
+function skip(out: Decoded, reason: string): void {
+  out.skipped++;
+  out.skippedBy[reason] = (out.skippedBy[reason] ?? 0) + 1;
 }

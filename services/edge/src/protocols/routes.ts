@@ -12,6 +12,8 @@ export interface ProtocolRouteDeps {
   bodyLimitBytes: number;
   maxEntries: number;
   maxDepth: number;
+  /** Counts items a decoder left out on purpose (not refusals), by tenant and reason. */
+  countSkipped: (req: FastifyRequest, reason: string, n: number) => void;
 }
 
 /** A decoded body's fate: entries taken, and each refused item (by its line or place) with its reason. */
@@ -59,6 +61,7 @@ export async function registerProtocolRoutes(scope: FastifyInstance, deps: Proto
         for (const r of result.rejected) rejected.push({ item: decoded.origins[r.index] ?? r.index, code: r.code, message: r.message });
       }
       rejected.sort((a, b) => a.item - b.item);
+      for (const [reason, n] of Object.entries(decoded.skippedBy)) deps.countSkipped(req, reason, n);
       return { accepted, rejected, skipped: decoded.skipped };
     };
 
@@ -105,7 +108,7 @@ export async function registerProtocolRoutes(scope: FastifyInstance, deps: Proto
     });
 
     // Prometheus remote write 1.0: snappy-compressed prometheus.WriteRequest. 204 when every
-    // sample was taken (staleness markers are skipped, not refused).
+    // sample was taken (staleness markers and NaN are skipped and counted, not refused).
     p.post('/api/v1/push', async (req, reply) => {
       const ct = String(req.headers['content-type'] ?? '');
       // 2.0 announces itself in the content type (proto=io.prometheus.write.v2.Request); its message is another one.
