@@ -148,3 +148,58 @@ describe.each(MODES)('tracing across edge → normalizer → sink writer (%s log
     for (const msg of messages) expect(msg.headers['traceparent']).toBe(`00-${traceId}-${sink.spanId}-01`);
   });
 });
+
+// In one process the stages call each other directly: no server spans below the edge, but each
+// stage is a span of its own in the same chain, and the log still carries the sink writer's.
+describe('tracing through the one-process topology (embedded log)', () => {
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let tracing: Tracing;
+  let stack: InProcessStack;
+  let log: DurableLog;
+
+  beforeAll(async () => {
+    const m = await modeEnv('embedded');
+    receiver = await startReceiver();
+    tracing = await startTracing({ serviceName: 'ingest-e2e', endpoint: receiver.url });
+    stack = await startInProcessStack({ env: m.env, store, topology: 'single' });
+    log = m.readLog(stack.dataDir);
+  });
+  afterAll(async () => {
+    await log?.close();
+    await stack?.close();
+    await tracing?.shutdown();
+    await receiver?.close();
+  });
+
+  it('edge server span → normalizer stage → sink writer stage → log.append; the log carries the sink stage', async () => {
+    const tenant = tenantId('traced1');
+    const key = await stack.tenant(tenant);
+    const traceId = randomBytes(16).toString('hex');
+    const producerSpan = randomBytes(8).toString('hex');
+    const r = await postIngest(stack.edgeUrl, key, [logEntry(1), logEntry(2)], { headers: { traceparent: `00-${traceId}-${producerSpan}-01` } });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const messages = (await readTopic(log, stack.config.backends.topic)).filter((x) => x.key === tenant);
+    expect(messages).toHaveLength(2);
+    await stack.close();
+    await tracing.shutdown();
+
+    const inTrace = receiver.spans.filter((s) => s.traceId === traceId);
+    const one = (scope: string, name: string): ReceivedSpan => {
+      const found = inTrace.filter((s) => s.scope === scope && s.name === name);
+      expect(found, `${scope} "${name}" among ${JSON.stringify(inTrace.map((s) => [s.scope, s.name]))}`).toHaveLength(1);
+      return found[0] as ReceivedSpan;
+    };
+    const edge = one('edge', 'POST /v2/ingest');
+    const normalizer = one('normalizer', 'normalizer normalize');
+    const sink = one('sink-writer', 'sink-writer write');
+    const append = one('sink-writer', 'log.append');
+    expect(inTrace).toHaveLength(4);
+    expect(edge.parentSpanId).toBe(producerSpan);
+    expect(normalizer.parentSpanId).toBe(edge.spanId);
+    expect(sink.parentSpanId).toBe(normalizer.spanId);
+    expect(append.parentSpanId).toBe(sink.spanId);
+    expect(edge.kind).toBe(OTLP_KIND_SERVER);
+    for (const s of [normalizer, sink, append]) expect(s.kind).toBe(OTLP_KIND_INTERNAL);
+    for (const msg of messages) expect(msg.headers['traceparent']).toBe(`00-${traceId}-${sink.spanId}-01`);
+  });
+});
