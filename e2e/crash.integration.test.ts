@@ -7,6 +7,39 @@ import { freePort, startService, startStack, type Stack } from '@ingest/supervis
 import { batchOf, postIngest, waitLoaded, waitUntil } from '@ingest/testkit';
 import { MODES, modeEnv, tenantId, type ModeEnv } from './helpers.ts';
 
+/**
+ * Four producers that retry each batch of 250 with the same ids until it gets a 2xx, as the SDK
+ * does, and keep sending fresh batches until stopped, so load runs before, during and after a crash.
+ */
+function producers(edgeUrl: string, apiKey: string) {
+  const state = { acked: 0, failures: 0, next: 0, stopped: false };
+  const producer = async () => {
+    while (!state.stopped) {
+      const b = batchOf(250, state.next++ * 250);
+      for (let attempt = 0; attempt < 600; attempt++) {
+        const r = await postIngest(edgeUrl, apiKey, b).catch(() => undefined);
+        if (r?.status === 200) {
+          state.acked += r.body.accepted ?? 0;
+          break;
+        }
+        state.failures++;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    }
+  };
+  const running = Promise.all([0, 1, 2, 3].map(() => producer()));
+  return {
+    get acked() {
+      return state.acked;
+    },
+    async stop() {
+      state.stopped = true;
+      await running;
+      return { acked: state.acked, failures: state.failures, next: state.next };
+    },
+  };
+}
+
 const CASES = MODES.flatMap((mode) => (['SIGKILL', 'SIGTERM'] as const).map((signal) => ({ mode, signal })));
 
 describe.each(CASES)('sink writer stopped by $signal under load ($mode log)', ({ mode, signal }) => {
@@ -29,44 +62,20 @@ describe.each(CASES)('sink writer stopped by $signal under load ($mode log)', ({
     stack = await startStack({ env, ports, logDir: path.join(dataDir, 'logs') });
     const edgeUrl = stack.edgeUrl;
 
-    // Producers that retry each batch with the same ids until it gets a 2xx, as the SDK does, and
-    // keep sending fresh batches until told to stop — so load runs before, during and after the crash.
-    let acked = 0;
-    let failures = 0;
-    let killed = false;
-    let stop = false;
-    let next = 0;
-    const producer = async () => {
-      while (!stop) {
-        const b = batchOf(250, (next++) * 250);
-        for (let attempt = 0; attempt < 600; attempt++) {
-          const r = await postIngest(edgeUrl, apiKey, b).catch(() => undefined);
-          if (r?.status === 200) {
-            acked += r.body.accepted ?? 0;
-            break;
-          }
-          failures++;
-          await new Promise((res) => setTimeout(res, 100));
-        }
-      }
-    };
-    const load = Promise.all([0, 1, 2, 3].map(() => producer()));
+    const load = producers(edgeUrl, apiKey);
     // Throws at the bound, so a stalled pipeline fails here, naming what it waited for.
     const until = (cond: () => boolean) => waitUntil('acknowledged entries', cond, 120_000, 10);
-    await until(() => acked >= 2500);
+    await until(() => load.acked >= 2500);
     // SIGKILL: nothing gets to finish. SIGTERM: the sink drains (in-flight appends complete, the
     // loader commits) before exiting; either way no acknowledged entry may be missing.
     if (signal === 'SIGKILL') await stack.sink.kill9();
     else await stack.sink.stop();
-    killed = true;
-    const ackedAtKill = acked;
+    const ackedAtKill = load.acked;
     stack.sink = await startService('sink-writer', { env, port: ports.sink, logFile: path.join(dataDir, 'logs', 'sink-writer.restarted.log') });
-    await until(() => acked >= ackedAtKill + 5000);
-    stop = true;
-    await load;
+    await until(() => load.acked >= ackedAtKill + 5000);
+    const { acked, failures, next } = await load.stop();
 
     console.log(JSON.stringify({ mode, signal, acked, ackedAtKill, failures, next }));
-    expect(killed).toBe(true);
     expect(failures).toBeGreaterThan(0); // the crash was felt by the producers
     // Every batch sent was eventually acknowledged, so the ids sent are exactly the ids acked.
     expect(acked).toBe(next * 250);
@@ -101,33 +110,14 @@ describe.each(MODES)('the one process killed -9 under load (%s log)', (mode) => 
     stack = await start();
     const edgeUrl = stack.edgeUrl;
 
-    let acked = 0;
-    let failures = 0;
-    let stop = false;
-    let next = 0;
-    const producer = async () => {
-      while (!stop) {
-        const b = batchOf(250, (next++) * 250);
-        for (let attempt = 0; attempt < 600; attempt++) {
-          const r = await postIngest(edgeUrl, apiKey, b).catch(() => undefined);
-          if (r?.status === 200) {
-            acked += r.body.accepted ?? 0;
-            break;
-          }
-          failures++;
-          await new Promise((res) => setTimeout(res, 100));
-        }
-      }
-    };
-    const load = Promise.all([0, 1, 2, 3].map(() => producer()));
+    const load = producers(edgeUrl, apiKey);
     const until = (cond: () => boolean) => waitUntil('acknowledged entries', cond, 120_000, 10);
-    await until(() => acked >= 2500);
+    await until(() => load.acked >= 2500);
     await stack.edge.kill9();
-    const ackedAtKill = acked;
+    const ackedAtKill = load.acked;
     stack = await start();
-    await until(() => acked >= ackedAtKill + 5000);
-    stop = true;
-    await load;
+    await until(() => load.acked >= ackedAtKill + 5000);
+    const { acked, failures, next } = await load.stop();
 
     console.log(JSON.stringify({ mode, topology: 'single', acked, ackedAtKill, failures, next }));
     expect(failures).toBeGreaterThan(0);

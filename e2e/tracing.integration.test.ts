@@ -75,6 +75,27 @@ afterAll(async () => {
   await store?.close();
 });
 
+/** Sends two entries under a fresh producer trace, closes the stack and tracer, and returns the spans of that trace. */
+async function tracedIngest(stack: InProcessStack, tracing: Tracing, receiver: Awaited<ReturnType<typeof startReceiver>>, log: DurableLog, tenant: string) {
+  const key = await stack.tenant(tenant);
+  const traceId = randomBytes(16).toString('hex');
+  const producerSpan = randomBytes(8).toString('hex');
+  const r = await postIngest(stack.edgeUrl, key, [logEntry(1), logEntry(2)], { headers: { traceparent: `00-${traceId}-${producerSpan}-01` } });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  const messages = (await readTopic(log, stack.config.backends.topic)).filter((x) => x.key === tenant);
+  expect(messages).toHaveLength(2);
+  // Servers closed first, so every onResponse hook has ended its span; shutdown then flushes.
+  await stack.close();
+  await tracing.shutdown();
+  const inTrace = receiver.spans.filter((s) => s.traceId === traceId);
+  const one = (scope: string, name: string): ReceivedSpan => {
+    const found = inTrace.filter((s) => s.scope === scope && s.name === name);
+    expect(found, `${scope} "${name}" among ${JSON.stringify(inTrace.map((s) => [s.scope, s.name]))}`).toHaveLength(1);
+    return found[0] as ReceivedSpan;
+  };
+  return { traceId, producerSpan, messages, inTrace, one };
+}
+
 describe.each(MODES)('tracing across edge → normalizer → sink writer (%s log)', (mode) => {
   let m: ModeEnv;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
@@ -101,27 +122,9 @@ describe.each(MODES)('tracing across edge → normalizer → sink writer (%s log
   it("every hop is a server span in the producer's trace, each the child of the one before; the log carries the sink span", async () => {
     expect(tracing.enabled).toBe(true);
     const tenant = tenantId('traced');
-    const key = await stack.tenant(tenant);
-    const traceId = randomBytes(16).toString('hex');
-    const producerSpan = randomBytes(8).toString('hex');
-
-    const r = await postIngest(stack.edgeUrl, key, [logEntry(1), logEntry(2)], { headers: { traceparent: `00-${traceId}-${producerSpan}-01` } });
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    const messages = (await readTopic(log, stack.config.backends.topic)).filter((x) => x.key === tenant);
-    expect(messages).toHaveLength(2);
-
-    // Servers closed first, so every onResponse hook has ended its span; shutdown then flushes.
-    await stack.close();
-    await tracing.shutdown();
-
+    const { traceId, producerSpan, messages, inTrace, one } = await tracedIngest(stack, tracing, receiver, log, tenant);
     expect(receiver.contentTypes.length).toBeGreaterThan(0);
     for (const ct of receiver.contentTypes) expect(ct).toMatch(/^application\/json/);
-    const inTrace = receiver.spans.filter((s) => s.traceId === traceId);
-    const one = (scope: string, name: string): ReceivedSpan => {
-      const found = inTrace.filter((s) => s.scope === scope && s.name === name);
-      expect(found, `${scope} "${name}" among ${JSON.stringify(inTrace.map((s) => [s.scope, s.name]))}`).toHaveLength(1);
-      return found[0] as ReceivedSpan;
-    };
     const edge = one('edge', 'POST /v2/ingest');
     const normalizer = one('normalizer', `POST ${ROUTES.normalize}`);
     const sink = one('sink-writer', `POST ${ROUTES.write}`);
@@ -172,23 +175,7 @@ describe('tracing through the one-process topology (embedded log)', () => {
   });
 
   it('edge server span → normalizer stage → sink writer stage → log.append; the log carries the sink stage', async () => {
-    const tenant = tenantId('traced1');
-    const key = await stack.tenant(tenant);
-    const traceId = randomBytes(16).toString('hex');
-    const producerSpan = randomBytes(8).toString('hex');
-    const r = await postIngest(stack.edgeUrl, key, [logEntry(1), logEntry(2)], { headers: { traceparent: `00-${traceId}-${producerSpan}-01` } });
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    const messages = (await readTopic(log, stack.config.backends.topic)).filter((x) => x.key === tenant);
-    expect(messages).toHaveLength(2);
-    await stack.close();
-    await tracing.shutdown();
-
-    const inTrace = receiver.spans.filter((s) => s.traceId === traceId);
-    const one = (scope: string, name: string): ReceivedSpan => {
-      const found = inTrace.filter((s) => s.scope === scope && s.name === name);
-      expect(found, `${scope} "${name}" among ${JSON.stringify(inTrace.map((s) => [s.scope, s.name]))}`).toHaveLength(1);
-      return found[0] as ReceivedSpan;
-    };
+    const { traceId, producerSpan, messages, inTrace, one } = await tracedIngest(stack, tracing, receiver, log, tenantId('traced1'));
     const edge = one('edge', 'POST /v2/ingest');
     const normalizer = one('normalizer', 'normalizer normalize');
     const sink = one('sink-writer', 'sink-writer write');
