@@ -183,6 +183,10 @@ describe('agent /write (Influx line protocol)', () => {
     const many = await app.inject({ method: 'POST', url: '/api/v2/write', headers: { 'content-type': 'text/plain', authorization: 'Token t' }, payload: 'a v=1\nb v=2\nc v=3' });
     expect(many.statusCode).toBe(413);
     expect(many.json()).toMatchObject({ code: 'request too large', message: expect.stringMatching(/^INGEST_ERR_TOO_MANY_ENTRIES: /) });
+    const small = await agent({ bodyLimitBytes: 64 });
+    const big = await small.app.inject({ method: 'POST', url: '/write', headers: { 'content-type': 'text/plain' }, payload: `m v=1 ${'#'.repeat(200)}` });
+    expect(big.statusCode).toBe(413);
+    expect(big.json()).toEqual({ code: 'request too large', message: 'CLIENT_ERR_BODY_TOO_LARGE: the body is larger than 64 bytes' });
     // /v2/ingest keeps the edge's own error shape.
     const v2 = await app.inject({ method: 'POST', url: '/v2/ingest', headers: { 'content-type': 'application/json' }, payload: '[]' });
     expect(v2.statusCode).toBe(401);

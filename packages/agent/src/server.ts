@@ -42,7 +42,7 @@ const RETRY_AFTER_SECONDS = 1;
 const LINE_PROTOCOL_ROUTES = new Set(['/write', '/api/v2/write']);
 
 /** Influx's error codes by HTTP status (its `code` field), which its clients print — as the edge answers. */
-const INFLUX_CODES: Record<number, string> = { 400: 'invalid', 401: 'unauthorized', 413: 'request too large', 415: 'invalid', 503: 'unavailable' };
+const INFLUX_CODES: Record<number, string> = { 400: 'invalid', 401: 'unauthorized', 413: 'request too large', 415: 'invalid', 500: 'internal error', 503: 'unavailable' };
 
 /** What the agent answers /stats with: the client's figures plus what the agent itself refused. */
 export interface AgentStats extends ClientStats {
@@ -76,6 +76,14 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
   app.removeAllContentTypeParsers();
   // Every body arrives as bytes; routes decompress (bounded) and parse themselves.
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limit }, (_req, body, done) => done(null, body));
+
+  // Fastify's own refusals (a raw body over the limit) in the route's shape too, with the agent's code.
+  app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, _req, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 413) return sendError(reply, 413, 'CLIENT_ERR_BODY_TOO_LARGE', `the body is larger than ${limit} bytes`, false);
+    if (status === 500) return sendError(reply, 500, 'CLIENT_ERR_INTERNAL', 'the agent failed to handle the request', true);
+    return sendError(reply, status, err.code ?? 'CLIENT_ERR_INVALID_REQUEST', err.message, false);
+  });
 
   const token = opts.token ? Buffer.from(opts.token) : undefined;
   app.addHook('onRequest', async (req, reply) => {
