@@ -134,6 +134,26 @@ describe('ingest-agent (the bin) in front of the real edge', () => {
     ]);
   });
 
+  it('refuses string-only lines and out-of-window timestamps itself (400 naming the line), and forwards the rest, which the edge takes', async () => {
+    const nowS = Math.floor(Date.now() / 1000) - 30;
+    const body = [`refusal_ok value=1 ${nowS}`, `refusal_status state="up" ${nowS}`, `refusal_old value=2 ${nowS - 8 * 24 * 3600}`].join('\n');
+    const r = await fetch(`${AGENT}/write?db=telegraf&precision=s`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body });
+    expect(r.status).toBe(400);
+    const answer = (await r.json()) as { code: string; message: string; line: number };
+    expect(answer).toMatchObject({ code: 'invalid', line: 2 });
+    expect(answer.message).toMatch(/^INGEST_ERR_PARTIAL_WRITE: 1 points stored, 2 refused: line 2: INGEST_ERR_ENTRY_VALUE: .*line 3: INGEST_ERR_ENTRY_TIMESTAMP: /);
+    await waitDelivered();
+    const rs = await store.client.query({
+      query: `SELECT name FROM telemetry FINAL WHERE tenant_id = {t:String} AND type = 'metric' AND startsWith(name, 'refusal') ORDER BY name`,
+      query_params: { t: tenant },
+      format: 'JSONEachRow',
+    });
+    expect(await rs.json()).toEqual([{ name: 'refusal_ok' }]);
+    // Nothing the agent forwarded was refused by the edge later: the producer heard every refusal.
+    const stats = (await (await fetch(`${AGENT}/stats`)).json()) as { failedTotal: number; refused: Record<string, number> };
+    expect(stats).toMatchObject({ failedTotal: 0, refused: { INGEST_ERR_ENTRY_VALUE: 1, INGEST_ERR_ENTRY_TIMESTAMP: 1 } });
+  });
+
   it('drains and exits 0 on SIGTERM', async () => {
     const exited = new Promise<number | null>((resolve) => agent!.once('exit', (code) => resolve(code)));
     agent!.kill('SIGTERM');

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { FsyncPolicy, FullPolicy, IngestClientOptions } from '@ingest/client';
+import { DEFAULT_MAX_FUTURE_MS, DEFAULT_MAX_PAST_MS } from './server.ts';
 
 export interface AgentConfig {
   host: string;
@@ -8,6 +9,8 @@ export interface AgentConfig {
   lineProtocolApp: string;
   bodyLimitBytes: number;
   drainTimeoutMs: number;
+  maxPastMs: number;
+  maxFutureMs: number;
   client: IngestClientOptions;
 }
 
@@ -27,6 +30,8 @@ const FLAGS = {
   token: { env: 'AGENT_TOKEN', help: 'require this token from local producers (Bearer/Token header or ?p=)' },
   'line-protocol-app': { env: 'AGENT_LINE_PROTOCOL_APP', help: 'app of metrics from line protocol', def: 'telegraf' },
   'body-limit': { env: 'AGENT_BODY_LIMIT', help: 'request body limit, after decompression (bytes; KiB/MiB/GiB suffixes)', def: '8MiB' },
+  'max-past-ms': { env: 'AGENT_MAX_PAST_MS', help: "line-protocol points older than this are refused (the normalizer's window; match a tenant's own limit)", def: String(DEFAULT_MAX_PAST_MS) },
+  'max-future-ms': { env: 'AGENT_MAX_FUTURE_MS', help: 'line-protocol points further ahead than this are refused', def: String(DEFAULT_MAX_FUTURE_MS) },
   'max-disk-bytes': { env: 'AGENT_MAX_DISK_BYTES', help: 'WAL disk budget', def: '256MiB' },
   'segment-bytes': { env: 'AGENT_SEGMENT_BYTES', help: 'WAL segment size', def: '16MiB' },
   fsync: { env: 'AGENT_FSYNC', help: 'always | perBatch | interval', def: 'perBatch' },
@@ -54,6 +59,9 @@ export function helpText(): string {
     '  POST /write, /api/v2/write  Influx line protocol (Telegraf outputs.influxdb / outputs.http); ?precision=ns|us|ms|s',
     '  GET  /healthz /readyz /stats /metrics /ping',
     'Every entry goes to an on-disk write-ahead log first, then to the edge with the agent\'s own key.',
+    'Line protocol: 204 only when every line was recorded; otherwise the good lines are kept and a 400',
+    '(Influx\'s {code, message, line}) names the first refused line: unparseable, only string fields,',
+    'or a timestamp outside --max-past-ms / --max-future-ms.',
     '',
     'Usage: ingest-agent [flags]      (each flag can also be set by the environment variable shown)',
     '',
@@ -126,6 +134,8 @@ export function parseAgentConfig(argv: readonly string[], env: Record<string, st
     lineProtocolApp: need('line-protocol-app'),
     bodyLimitBytes: bytes('body-limit'),
     drainTimeoutMs: int('drain-timeout-ms', 0),
+    maxPastMs: int('max-past-ms', 0),
+    maxFutureMs: int('max-future-ms', 0),
     client: {
       endpoint,
       apiKey: need('api-key'),

@@ -30,7 +30,7 @@ async function main(): Promise<number> {
     onError: (err) => process.stderr.write(`ingest-agent: ${err.code}: ${err.message}\n`),
   });
   await client.start();
-  const app = await buildAgent({ client, token: cfg.token, lineProtocolApp: cfg.lineProtocolApp, bodyLimitBytes: cfg.bodyLimitBytes });
+  const app = await buildAgent({ client, token: cfg.token, lineProtocolApp: cfg.lineProtocolApp, bodyLimitBytes: cfg.bodyLimitBytes, maxPastMs: cfg.maxPastMs, maxFutureMs: cfg.maxFutureMs });
   let address: string;
   try {
     address = await app.listen({ host: cfg.host, port: cfg.port });

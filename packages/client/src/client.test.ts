@@ -5,6 +5,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { IngestClient } from './client.ts';
 import type { IngestClientOptions } from './options.ts';
 import { retryDelay } from './sender.ts';
+import { interpretResponse } from './transport.ts';
 import { IngestClientError } from './errors.ts';
 import { FakeTransport } from '../test/fake-transport.ts';
 
@@ -162,6 +163,30 @@ describe('IngestClient delivery', () => {
     expect(c.stats()).toMatchObject({ failedTotal: batches, exportedTotal: 200 - batches, retriesTotal: 0 });
     expect(c.stats().lastError?.code).toBe('INGEST_ERR_ENTRY_TIMESTAMP');
     expect(new Set(t.attempts.flatMap((a) => a.entries.map((e) => e['id']))).size).toBe(200);
+  });
+
+  it('counts a 400 INGEST_ERR_NO_VALID_ENTRIES as per-entry rejections with their codes: not retried, not split, not a transport failure', async () => {
+    // The edge's answer when no entry of a batch was taken, mapped by the HTTP transport's own reading.
+    const t = new FakeTransport((e) =>
+      interpretResponse(
+        400,
+        undefined,
+        JSON.stringify({
+          error: { code: 'INGEST_ERR_NO_VALID_ENTRIES', message: `no entry of the request was accepted (${e.length} refused)`, retryable: false },
+          accepted: 0,
+          rejected: e.map((_, index) => ({ index, code: 'INGEST_ERR_ENTRY_TIMESTAMP', message: 'older than the accepted window' })),
+        }),
+        e.length,
+      ),
+    );
+    const c = await client(t, { maxBatchSize: 25 });
+    for (let i = 0; i < 100; i++) c.record(log(i));
+    expect(await c.drain(5000)).toBe(true);
+    expect(c.stats()).toMatchObject({ failedTotal: 100, exportedTotal: 0, retriesTotal: 0, backlog: 0 });
+    expect(c.stats().lastError?.code).toBe('INGEST_ERR_ENTRY_TIMESTAMP');
+    // Each entry was sent exactly once: no bisecting, no resend.
+    expect(t.attempts.reduce((n, a) => n + a.entries.length, 0)).toBe(100);
+    expect(t.delivered).toHaveLength(0);
   });
 
   it('bisects a batch the edge refuses with a 400 so only the bad entry fails', async () => {

@@ -12,6 +12,28 @@ describe('interpretResponse', () => {
     });
   });
 
+  it('reads 400 INGEST_ERR_NO_VALID_ENTRIES with its rejected list as per-entry refusals, filling in any the list leaves out', () => {
+    const body = (rejected: unknown[]) => JSON.stringify({ error: { code: 'INGEST_ERR_NO_VALID_ENTRIES', message: 'none', retryable: false }, accepted: 0, rejected });
+    expect(interpretResponse(400, undefined, body([{ index: 1, code: 'INGEST_ERR_ENTRY_TYPE', message: 't' }, { index: 0, code: 'INGEST_ERR_ENTRY_TIMESTAMP', message: 'old' }]), 2)).toEqual({
+      kind: 'ok',
+      accepted: 0,
+      rejected: [
+        { index: 1, code: 'INGEST_ERR_ENTRY_TYPE', message: 't' },
+        { index: 0, code: 'INGEST_ERR_ENTRY_TIMESTAMP', message: 'old' },
+      ],
+    });
+    expect(interpretResponse(400, undefined, body([{ index: 0, code: 'INGEST_ERR_ENTRY_TYPE', message: 't' }, { index: 9, code: 'X', message: 'out of range' }]), 2)).toEqual({
+      kind: 'ok',
+      accepted: 0,
+      rejected: [
+        { index: 0, code: 'INGEST_ERR_ENTRY_TYPE', message: 't' },
+        { index: 1, code: 'INGEST_ERR_NO_VALID_ENTRIES', message: 'none' },
+      ],
+    });
+    // Without the list it stays a refusal of the request.
+    expect(interpretResponse(400, undefined, '{"error":{"code":"INGEST_ERR_NO_VALID_ENTRIES","message":"none","retryable":false}}', 2)).toMatchObject({ kind: 'reject', status: 400 });
+  });
+
   it('counts a 2xx it cannot read as accepted: the edge committed it', () => {
     expect(interpretResponse(200, undefined, 'not json', 4)).toEqual({ kind: 'ok', accepted: 4, rejected: [] });
   });

@@ -139,6 +139,12 @@ export function interpretResponse(status: number, retryAfterHeader: string | str
   const err = (parsed as { error?: { code?: unknown; message?: unknown; retryable?: unknown } } | undefined)?.error;
   const code = typeof err?.code === 'string' ? err.code : `HTTP_${status}`;
   const message = typeof err?.message === 'string' ? err.message : text.slice(0, 200);
+  if (status === 400 && code === 'INGEST_ERR_NO_VALID_ENTRIES') {
+    const listed = (parsed as { rejected?: unknown }).rejected;
+    // No entry was taken, each for its own reason: the same per-entry refusals as a 200 with
+    // accepted 0, not a refusal of the request (which would be bisected, and lose the reasons).
+    if (Array.isArray(listed)) return { kind: 'ok', accepted: 0, rejected: everyEntry(listed.filter(isRejection), sent, code, message) };
+  }
   const retryAfterMs = parseRetryAfter(retryAfterHeader);
   if (status === 401 || status === 403) return { kind: 'auth', status, code, message };
   if (status === 413) return { kind: 'tooLarge', status, code, message };
@@ -147,6 +153,22 @@ export function interpretResponse(status: number, retryAfterHeader: string | str
   }
   if (err?.retryable === true) return { kind: 'retry', status, code, message, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
   return { kind: 'reject', status, code, message };
+}
+
+/**
+ * The listed rejections plus one for each sent entry the list leaves out (an edge may cap the
+ * list), so every entry of a batch refused whole is counted once.
+ */
+function everyEntry(listed: EntryRejection[], sent: number, code: string, message: string): EntryRejection[] {
+  const seen = new Set<number>();
+  const out: EntryRejection[] = [];
+  for (const r of listed) {
+    if (r.index < 0 || r.index >= sent || seen.has(r.index)) continue;
+    seen.add(r.index);
+    out.push(r);
+  }
+  for (let i = 0; i < sent && out.length < sent; i++) if (!seen.has(i)) out.push({ index: i, code, message });
+  return out;
 }
 
 function isRejection(x: unknown): x is EntryRejection {
