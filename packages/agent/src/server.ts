@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gunzip, inflate } from 'node:zlib';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { IngestError, ingestError, type EntryRejection } from '@ingest/contracts';
+import { DEFAULT_TIME_WINDOW, IngestError, ingestError, type EntryRejection } from '@ingest/contracts';
 import { IngestClientError, type ClientStats, type EntryInput, type IngestClient } from '@ingest/client';
 import { linesToEntries, parseLineProtocol, parsePrecision, type LinePoint, type Precision } from '@ingest/protocols/influx';
 
@@ -34,8 +34,8 @@ export interface AgentOptions {
  * The agent refuses out-of-window points itself, because by the time the edge would refuse them
  * the producer has long had its 204. A tenant with other limits sets the agent's flags to match.
  */
-export const DEFAULT_MAX_PAST_MS = 7 * 24 * 60 * 60 * 1000;
-export const DEFAULT_MAX_FUTURE_MS = 10 * 60 * 1000;
+export const DEFAULT_MAX_PAST_MS = DEFAULT_TIME_WINDOW.maxPastMs;
+export const DEFAULT_MAX_FUTURE_MS = DEFAULT_TIME_WINDOW.maxFutureMs;
 
 const RETRY_AFTER_SECONDS = 1;
 

@@ -43,6 +43,12 @@ export interface NormalizedEntry {
   data: Record<string, unknown>;
 }
 
+/**
+ * The accepted event-time window, relative to when the entry was received: the normalizer's default
+ * (a tenant may have its own), and what the agent checks before it answers a producer.
+ */
+export const DEFAULT_TIME_WINDOW = Object.freeze({ maxPastMs: 7 * 24 * 60 * 60 * 1000, maxFutureMs: 10 * 60 * 1000 });
+
 /** One rejected entry in a partial-success response. */
 export interface EntryRejection {
   index: number;

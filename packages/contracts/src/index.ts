@@ -1,6 +1,6 @@
 export { ERROR_CATALOG, IngestError, ingestError, isErrorCode } from './errors.ts';
 export type { CatalogEntry, ErrorCode, EntryErrorCode, ErrorBody } from './errors.ts';
-export { ENTRY_TYPES } from './entry.ts';
+export { ENTRY_TYPES, DEFAULT_TIME_WINDOW } from './entry.ts';
 export type { EntryType, WireEntry, NormalizedEntry, EntryRejection, DeadLetter, IngestResult } from './entry.ts';
 export { ROUTES, HEADERS, INGEST_VERSIONS } from './internal.ts';
 export type { NormalizeRequest, RefusedItem, WriteBatch, WriteResult, HopMeta, NormalizeHop, WriteHop } from './internal.ts';

@@ -1,4 +1,4 @@
-import type { EntryErrorCode, NormalizedEntry } from '@ingest/contracts';
+import { DEFAULT_TIME_WINDOW, type EntryErrorCode, type NormalizedEntry } from '@ingest/contracts';
 
 /** Per-entry bounds. Byte counts are UTF-8 bytes (Buffer.byteLength), never UTF-16 code units. */
 export interface EntryLimits {
@@ -37,8 +37,8 @@ export const DEFAULT_ENTRY_LIMITS: EntryLimits = Object.freeze({
   maxLabelValueBytes: 256,
   maxDataBytes: 16 * 1024,
   maxDataDepth: 16,
-  maxPastMs: 7 * 24 * 60 * 60 * 1000,
-  maxFutureMs: 10 * 60 * 1000,
+  maxPastMs: DEFAULT_TIME_WINDOW.maxPastMs,
+  maxFutureMs: DEFAULT_TIME_WINDOW.maxFutureMs,
 });
 
 /** The catalog message of INGEST_ERR_ENTRY_ID promises 1 to 128, so this is not a tunable limit. */
