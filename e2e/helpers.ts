@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openLog, type DurableLog, type StoredMessage } from '@ingest/log';
 import { TelemetryStore } from '@ingest/storage';
-import { startKafka } from '@ingest/testkit';
+import { afterAll, beforeAll } from 'vitest';
+import { startInProcessStack, startKafka, type InProcessStack, type InProcessStackOptions } from '@ingest/testkit';
 
 export type Mode = 'embedded' | 'kafka';
 export const MODES: Mode[] = ['embedded', 'kafka'];
@@ -104,4 +105,28 @@ export function holdable(log: DurableLog): { log: DurableLog; hold(): void; rele
       gate = undefined;
     },
   };
+}
+
+/**
+ * For an e2e file of one tenant: a stack on the file's shared store, started before its tests and
+ * closed after them; `got` receives the store, the stack and the tenant's API key.
+ */
+export function useTenantStack(tenant: string, got: (s: { store: TelemetryStore; stack: InProcessStack; key: string }) => void, opts: Omit<InProcessStackOptions, 'store'> = {}): void {
+  let store: TelemetryStore | undefined;
+  let stack: InProcessStack | undefined;
+  beforeAll(async () => {
+    store = await sharedStore();
+    stack = await startInProcessStack({ ...opts, store });
+    got({ store, stack, key: await stack.tenant(tenant) });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await store?.close();
+  });
+}
+
+/** A tenant's rows, read exactly (FINAL). `columns` and `orderBy` are the test's own constants, never input. */
+export async function tenantRows<T>(store: TelemetryStore, tenant: string, columns: string, orderBy: string): Promise<T[]> {
+  const rs = await store.client.query({ query: `SELECT ${columns} FROM telemetry FINAL WHERE tenant_id = {t:String} ORDER BY ${orderBy}`, query_params: { t: tenant }, format: 'JSONEachRow' });
+  return rs.json<T>();
 }

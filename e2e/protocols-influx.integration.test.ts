@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InfluxDB, Point } from '@influxdata/influxdb-client';
 import type { TelemetryStore } from '@ingest/storage';
-import { startInProcessStack, type InProcessStack } from '@ingest/testkit';
+import type { InProcessStack } from '@ingest/testkit';
 import type { DurableLog } from '@ingest/log';
-import { modeEnv, readTopic, sharedStore } from './helpers.ts';
+import { modeEnv, readTopic, useTenantStack, tenantRows } from './helpers.ts';
 
 interface Row {
   name: string;
@@ -19,24 +19,9 @@ describe('Influx line protocol from @influxdata/influxdb-client and Telegraf-sha
   let key: string;
   const tenant = `influx-${process.pid}`;
 
-  async function rows(): Promise<Row[]> {
-    const rs = await store.client.query({
-      query: 'SELECT name, value, app, labels, data FROM telemetry FINAL WHERE tenant_id = {t:String} ORDER BY name',
-      query_params: { t: tenant },
-      format: 'JSONEachRow',
-    });
-    return rs.json<Row>();
-  }
+  const rows = (): Promise<Row[]> => tenantRows<Row>(store, tenant, 'name, value, app, labels, data', 'name');
 
-  beforeAll(async () => {
-    store = await sharedStore();
-    stack = await startInProcessStack({ store });
-    key = await stack.tenant(tenant);
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await store?.close();
-  });
+  useTenantStack(tenant, (s) => ({ store, stack, key } = s));
 
   it('the client writes points; integers beyond 2^53 read back exact', async () => {
     const now = new Date();

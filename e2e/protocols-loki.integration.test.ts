@@ -1,11 +1,11 @@
 import { createRequire } from 'node:module';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import winston from 'winston';
 import LokiTransport from 'winston-loki';
 import type { TelemetryStore } from '@ingest/storage';
-import { startInProcessStack, waitUntil, type InProcessStack } from '@ingest/testkit';
-import { sharedStore } from './helpers.ts';
+import { waitUntil, type InProcessStack } from '@ingest/testkit';
+import { useTenantStack, tenantRows } from './helpers.ts';
 
 interface Row {
   app: string;
@@ -21,24 +21,9 @@ describe('Loki push from winston-loki (protobuf + snappy, and JSON) and Promtail
   let key: string;
   const tenant = `loki-${process.pid}`;
 
-  async function rows(): Promise<Row[]> {
-    const rs = await store.client.query({
-      query: 'SELECT app, level, message, labels, data FROM telemetry FINAL WHERE tenant_id = {t:String} ORDER BY message',
-      query_params: { t: tenant },
-      format: 'JSONEachRow',
-    });
-    return rs.json<Row>();
-  }
+  const rows = (): Promise<Row[]> => tenantRows<Row>(store, tenant, 'app, level, message, labels, data', 'message');
 
-  beforeAll(async () => {
-    store = await sharedStore();
-    stack = await startInProcessStack({ store });
-    key = await stack.tenant(tenant);
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await store?.close();
-  });
+  useTenantStack(tenant, (s) => ({ store, stack, key } = s));
 
   for (const json of [false, true]) {
     it(`winston-loki (${json ? 'JSON' : 'protobuf + snappy'}) lands exact counts`, async () => {

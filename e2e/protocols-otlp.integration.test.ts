@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { OTLPLogExporter as HttpLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPMetricExporter as HttpMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
@@ -7,8 +7,8 @@ import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor, ty
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { TelemetryStore } from '@ingest/storage';
-import { startInProcessStack, type InProcessStack } from '@ingest/testkit';
-import { sharedStore } from './helpers.ts';
+import type { InProcessStack } from '@ingest/testkit';
+import { useTenantStack } from './helpers.ts';
 
 interface Row {
   type: string;
@@ -69,15 +69,7 @@ describe('OTLP/HTTP from the OpenTelemetry JS exporters', () => {
   let key: string;
   const tenant = `otlp-${process.pid}`;
 
-  beforeAll(async () => {
-    store = await sharedStore();
-    stack = await startInProcessStack({ store });
-    key = await stack.tenant(tenant);
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await store?.close();
-  });
+  useTenantStack(tenant, (s) => ({ store, stack, key } = s));
 
   it('logs from the JSON and the protobuf exporter land exactly once with the mapped fields', async () => {
     const headers = { authorization: `Bearer ${key}` };

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { TelemetryStore } from '@ingest/storage';
-import { startInProcessStack, type InProcessStack } from '@ingest/testkit';
-import { modeEnv, readTopic, sharedStore } from './helpers.ts';
+import type { InProcessStack } from '@ingest/testkit';
+import { modeEnv, readTopic, useTenantStack } from './helpers.ts';
 
 const run = promisify(execFile);
 
@@ -20,15 +20,7 @@ describe('plain JSON logs on /v2/logs, with curl', () => {
   let key: string;
   const tenant = `plain-${process.pid}`;
 
-  beforeAll(async () => {
-    store = await sharedStore();
-    stack = await startInProcessStack({ store });
-    key = await stack.tenant(tenant);
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await store?.close();
-  });
+  useTenantStack(tenant, (s) => ({ store, stack, key } = s));
 
   const now = Date.now();
   const ndjson = [

@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pushTimeseries } from 'prometheus-remote-write';
 import { compress } from 'snappyjs';
 import type { TelemetryStore } from '@ingest/storage';
 import { protoType } from '@ingest/protocols';
-import { startInProcessStack, type InProcessStack } from '@ingest/testkit';
-import { sharedStore } from './helpers.ts';
+import type { InProcessStack } from '@ingest/testkit';
+import { useTenantStack, tenantRows } from './helpers.ts';
 
 interface Row {
   name: string;
@@ -20,24 +20,9 @@ describe('Prometheus remote write 1.0 from prometheus-remote-write', () => {
   let key: string;
   const tenant = `prw-${process.pid}`;
 
-  async function rows(): Promise<Row[]> {
-    const rs = await store.client.query({
-      query: 'SELECT name, value, app, labels, toUnixTimestamp64Milli(ts) AS ts FROM telemetry FINAL WHERE tenant_id = {t:String} ORDER BY name, ts',
-      query_params: { t: tenant },
-      format: 'JSONEachRow',
-    });
-    return rs.json<Row>();
-  }
+  const rows = (): Promise<Row[]> => tenantRows<Row>(store, tenant, 'name, value, app, labels, toUnixTimestamp64Milli(ts) AS ts', 'name, ts');
 
-  beforeAll(async () => {
-    store = await sharedStore();
-    stack = await startInProcessStack({ store });
-    key = await stack.tenant(tenant);
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await store?.close();
-  });
+  useTenantStack(tenant, (s) => ({ store, stack, key } = s));
 
   it('every sample lands once, with name, labels, value and timestamp', async () => {
     const t0 = Date.now() - 60_000;
