@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { migrate } from './migrations.ts';
 import { ROW_COLUMNS, type TelemetryRow } from './rows.ts';
+import { assertServerVersion } from './server-version.ts';
 
 /** Tables the store will touch; identifiers are allow-listed, never built from input. */
 export const TABLES = { live: 'telemetry', shadow: 'telemetry_shadow', mirror: 'telemetry_mirror' } as const;
@@ -43,6 +44,9 @@ export class TelemetryStore {
 
   static async open(opts: StoreOptions): Promise<TelemetryStore> {
     if (opts.url) {
+      // Refused here, with the version found and the one needed, rather than by the first INSERT
+      // whose settings the server does not know.
+      await assertServerVersion({ url: opts.url, username: opts.username, password: opts.password });
       const client = createClient({
         url: opts.url,
         database: opts.database ?? 'default',
