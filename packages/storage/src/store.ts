@@ -60,7 +60,11 @@ export class TelemetryStore {
       return new TelemetryStore(client, 'clickhouse');
     }
     // chdb is loaded only when used so a ClickHouse-server deployment never loads the engine.
-    const { createChdbConnection } = await import('chdb/connection');
+    const { createChdbConnection } = await import('chdb/connection').catch((e: unknown) => {
+      // The distributed image (deploy/k8s/Dockerfile) ships without chDB on purpose.
+      if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw new Error('CLICKHOUSE_URL is not set and this build has no chDB (the embedded store): set CLICKHOUSE_URL to a ClickHouse server', { cause: e });
+      throw e;
+    });
     // chdb builds against its own copy of @clickhouse/client-common; the shapes match, the nominal types don't.
     const chdb = createChdbConnection({ path: opts.chdbPath ?? '.data/chdb' });
     const connection = chdb as unknown as NonNullable<Parameters<typeof createClient>[0]>['connection'];
