@@ -1,24 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitUntil } from '@ingest/testkit';
+import { freePort, waitUntil } from '@ingest/testkit';
 import { TelemetryStore } from './store.ts';
 import { MIN_CLICKHOUSE_VERSION, UnsupportedClickHouseVersionError } from './server-version.ts';
-
-/** A port nothing listens on now (the kernel's pick), for a server that is not ours to bind 0. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 // A real old server: Debian bookworm's clickhouse-server is 18.16 (deploy/local/deps.sh installs
 // it). It runs on private ports and a private data dir, for this file only.
