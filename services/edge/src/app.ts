@@ -52,10 +52,11 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   const cfg = opts.config;
   const httpOptions = { headersTimeout: cfg.headersTimeoutMs, requestTimeout: cfg.requestTimeoutMs, connectionsCheckingInterval: Math.min(CONNECTIONS_CHECK_MS, Math.ceil(cfg.headersTimeoutMs / 2)) };
   // HTTPS: fastify hands `https` (not `http`) to the server it creates, so the socket deadlines ride
-  // in it too. HTTP/2 offers HTTP/1.1 as well (ALPN), for clients that only speak that.
+  // in it too. HTTP/2 offers HTTP/1.1 as well (ALPN), for clients that only speak that; an idle
+  // HTTP/2 session is closed like an idle keep-alive connection, so a drain does not wait on it.
   const tls = cfg.tls ? readTlsMaterial(cfg.tls) : undefined;
   const transport = tls
-    ? { https: { ...httpOptions, ...tls, ...(cfg.tls?.http2 ? { allowHTTP1: true } : {}) }, http2: cfg.tls?.http2 === true, http2SessionTimeout: cfg.connectionTimeoutMs }
+    ? { https: { ...httpOptions, ...tls, ...(cfg.tls?.http2 ? { allowHTTP1: true } : {}) }, http2: cfg.tls?.http2 === true, http2SessionTimeout: cfg.keepAliveTimeoutMs }
     : { http: httpOptions };
   // The instance type does not depend on the transport for anything the edge uses; fastify's
   // overloads would make it a different generic type per transport.
