@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '**/dist/**', '.data/**', 'deploy/local/.cache/**', 'loadtest/**/*.js'] },
+  { ignores: ['**/node_modules/**', '**/dist/**', '.data/**', 'deploy/local/.cache/**', 'build/**', 'loadtest/**/*.js'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

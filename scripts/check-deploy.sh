@@ -26,6 +26,9 @@ PY
 
 python3 deploy/envoy/validate.py
 
+# Kubernetes manifests against the API schemas (kustomize build | kubeconform -strict).
+bash scripts/check-k8s.sh
+
 if command -v promtool >/dev/null; then
   promtool check rules deploy/prometheus/alerts.yml >/dev/null
   promtool test rules deploy/prometheus/alerts.test.yml >/dev/null

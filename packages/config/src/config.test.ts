@@ -31,6 +31,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ CUTOVER_RELOAD_MS: 'soon' })).toThrow(/CUTOVER_RELOAD_MS/);
   });
 
+  it('reads the edge certificate pair, and refuses half a pair or HTTP/2 without TLS', () => {
+    expect(loadConfig({}).edge.tls).toBeUndefined();
+    expect(loadConfig({ EDGE_TLS_CERT: '/c.pem', EDGE_TLS_KEY: '/k.pem', EDGE_HTTP2: 'true' }).edge.tls).toEqual({ certFile: '/c.pem', keyFile: '/k.pem', http2: true, reloadMs: 5000 });
+    expect(() => loadConfig({ EDGE_TLS_CERT: '/c.pem' })).toThrow(/EDGE_TLS_CERT and EDGE_TLS_KEY go together/);
+    expect(() => loadConfig({ EDGE_HTTP2: 'true' })).toThrow(/EDGE_HTTP2=true needs EDGE_TLS_CERT/);
+    expect(() => loadConfig({ EDGE_TLS_CERT: '/c.pem', EDGE_TLS_KEY: '/k.pem', EDGE_TLS_RELOAD_MS: '5' })).toThrow(/EDGE_TLS_RELOAD_MS/);
+  });
+
   it('shares one internal token with every service and refuses a short one', () => {
     const c = loadConfig({ INGEST_INTERNAL_TOKEN: 'x'.repeat(32) });
     expect([c.edge.internalToken, c.normalizer.internalToken, c.sink.internalToken]).toEqual(['x'.repeat(32), 'x'.repeat(32), 'x'.repeat(32)]);

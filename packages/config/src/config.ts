@@ -93,6 +93,21 @@ export interface EdgeConfig {
   adminPort: number;
   /** Who may set the load balancer's routing headers (x-ingest-mirror, x-ingest-version). */
   trustedHops: TrustedHopsConfig;
+  /** HTTPS on the public port; unset: plain HTTP (TLS ends at the load balancer). */
+  tls?: EdgeTlsConfig | undefined;
+}
+
+/**
+ * The edge's certificate and key (PEM files). They are re-read when they change (a renewed
+ * certificate, a Kubernetes Secret update) and applied to new connections; open ones keep theirs.
+ */
+export interface EdgeTlsConfig {
+  certFile: string;
+  keyFile: string;
+  /** HTTP/2 (with HTTP/1.1 still offered through ALPN). */
+  http2: boolean;
+  /** How often the files are checked for a change. */
+  reloadMs: number;
 }
 
 /**
@@ -213,6 +228,14 @@ export function loadConfig(env: Env = process.env): IngestConfig {
   const trustedProxies = r.list('TRUSTED_PROXIES', []);
   for (const p of trustedProxies) if (!isIpOrCidr(p)) r.problem(`TRUSTED_PROXIES entry ${JSON.stringify(p)} is not an IP address or CIDR (e.g. 10.0.0.0/8, 127.0.0.1, fd00::/8)`);
 
+  const tlsCert = r.optionalString('EDGE_TLS_CERT');
+  const tlsKey = r.optionalString('EDGE_TLS_KEY');
+  const http2 = r.oneOf('EDGE_HTTP2', ['true', 'false'] as const, 'false') === 'true';
+  const tlsReloadMs = r.int('EDGE_TLS_RELOAD_MS', 5_000, { min: 100, max: 3_600_000 });
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) r.problem('EDGE_TLS_CERT and EDGE_TLS_KEY go together: set both (PEM files) for HTTPS, or neither');
+  // Browsers and most clients speak HTTP/2 only over TLS; cleartext h2c is not offered.
+  if (http2 && tlsCert === undefined) r.problem('EDGE_HTTP2=true needs EDGE_TLS_CERT and EDGE_TLS_KEY (HTTP/2 is served over TLS only)');
+
   const cfg: IngestConfig = {
     topology: r.oneOf('INGEST_TOPOLOGY', ['single', 'split'] as const, 'single'),
     logging: {
@@ -270,6 +293,7 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       authFailureLimit: r.int('EDGE_AUTH_FAILURE_LIMIT', 20, { min: 0 }),
       authFailureWindowMs: r.int('EDGE_AUTH_FAILURE_WINDOW_MS', 60_000, { min: 1000, max: 3_600_000 }),
       authFailureAddresses: r.int('EDGE_AUTH_FAILURE_ADDRESSES', 10_000, { min: 1 }),
+      tls: tlsCert !== undefined && tlsKey !== undefined ? { certFile: tlsCert, keyFile: tlsKey, http2, reloadMs: tlsReloadMs } : undefined,
       adminHost,
       adminPort: edgeAdminPort,
       trustedHops: { sharedSecret: lbSecret, proxies: trustedProxies },

@@ -11,3 +11,5 @@ export { insertRefusal } from './refusal.ts';
 export type { InsertRefusal } from './refusal.ts';
 export { BUCKETS, isBucket, countBuckets, drillDeleteWindow, runReadOnly, READ_ONLY_DEFAULTS, SqlRefusedError, isReadonlyRefusal } from './ops.ts';
 export type { Bucket, BucketQuery, BucketRow, ReadOnlyLimits, ReadOnlyResult } from './ops.ts';
+export { MIN_CLICKHOUSE_VERSION, UnsupportedClickHouseVersionError, assertServerVersion, versionAtLeast } from './server-version.ts';
+export type { VersionProbe } from './server-version.ts';

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { migrate } from './migrations.ts';
 import { ROW_COLUMNS, type TelemetryRow } from './rows.ts';
+import { assertServerVersion } from './server-version.ts';
 
 /** Tables the store will touch; identifiers are allow-listed, never built from input. */
 export const TABLES = { live: 'telemetry', shadow: 'telemetry_shadow', mirror: 'telemetry_mirror' } as const;
@@ -43,6 +44,9 @@ export class TelemetryStore {
 
   static async open(opts: StoreOptions): Promise<TelemetryStore> {
     if (opts.url) {
+      // Refused here, with the version found and the one needed, rather than by the first INSERT
+      // whose settings the server does not know.
+      await assertServerVersion({ url: opts.url, username: opts.username, password: opts.password });
       const client = createClient({
         url: opts.url,
         database: opts.database ?? 'default',
@@ -56,7 +60,11 @@ export class TelemetryStore {
       return new TelemetryStore(client, 'clickhouse');
     }
     // chdb is loaded only when used so a ClickHouse-server deployment never loads the engine.
-    const { createChdbConnection } = await import('chdb/connection');
+    const { createChdbConnection } = await import('chdb/connection').catch((e: unknown) => {
+      // The distributed image (deploy/k8s/Dockerfile) ships without chDB on purpose.
+      if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw new Error('CLICKHOUSE_URL is not set and this build has no chDB (the embedded store): set CLICKHOUSE_URL to a ClickHouse server', { cause: e });
+      throw e;
+    });
     // chdb builds against its own copy of @clickhouse/client-common; the shapes match, the nominal types don't.
     const chdb = createChdbConnection({ path: opts.chdbPath ?? '.data/chdb' });
     const connection = chdb as unknown as NonNullable<Parameters<typeof createClient>[0]>['connection'];

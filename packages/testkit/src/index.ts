@@ -15,3 +15,4 @@ export type { LegacyFixture, LegacyFixtureOptions, LegacyRequestRecord } from '.
 export { waitUntil } from './wait.ts';
 export { slowUpload, connectionFlood, quietTenant, formatQuiet, clientAgent, send, targetOf, startFakeNormalizer } from './attacks.ts';
 export type { Target, SlowUpload, SlowUploadOptions, RawOutcome, ConnectionFlood, FloodOptions, HttpAnswer, QuietReport } from './attacks.ts';
+export { freePort } from './ports.ts';

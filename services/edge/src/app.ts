@@ -19,6 +19,7 @@ import { ConnectionGuard } from './net/connection-guard.ts';
 import { effectiveMaxConnections, readOpenFileLimit } from './net/open-files.ts';
 import { ThrottledLog } from './net/throttled-log.ts';
 import { TrustedHops } from './cutover/trusted-hop.ts';
+import { readTlsMaterial, TlsReloader, type SecureContextTarget } from './net/tls.ts';
 
 export interface EdgeOptions {
   config: EdgeConfig;
@@ -49,7 +50,17 @@ const INGEST_CONTENT_TYPES = ['application/json', 'application/x-ndjson', 'appli
 
 export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   const cfg = opts.config;
-  const app = Fastify({
+  const httpOptions = { headersTimeout: cfg.headersTimeoutMs, requestTimeout: cfg.requestTimeoutMs, connectionsCheckingInterval: Math.min(CONNECTIONS_CHECK_MS, Math.ceil(cfg.headersTimeoutMs / 2)) };
+  // HTTPS: fastify hands `https` (not `http`) to the server it creates, so the socket deadlines ride
+  // in it too. HTTP/2 offers HTTP/1.1 as well (ALPN), for clients that only speak that; an idle
+  // HTTP/2 session is closed like an idle keep-alive connection, so a drain does not wait on it.
+  const tls = cfg.tls ? readTlsMaterial(cfg.tls) : undefined;
+  const transport = tls
+    ? { https: { ...httpOptions, ...tls, ...(cfg.tls?.http2 ? { allowHTTP1: true } : {}) }, http2: cfg.tls?.http2 === true, http2SessionTimeout: cfg.keepAliveTimeoutMs }
+    : { http: httpOptions };
+  // The instance type does not depend on the transport for anything the edge uses; fastify's
+  // overloads would make it a different generic type per transport.
+  const app = (Fastify as unknown as (o: object) => FastifyInstance)({
     ...serverLogOptions('edge', opts.logging, opts.logger !== false),
     // The decompressed limit is enforced by readBody; this bounds everything else.
     bodyLimit: cfg.bodyLimitBytes,
@@ -67,8 +78,17 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     connectionTimeout: cfg.connectionTimeoutMs,
     keepAliveTimeout: cfg.keepAliveTimeoutMs,
     requestTimeout: cfg.requestTimeoutMs,
-    http: { headersTimeout: cfg.headersTimeoutMs, requestTimeout: cfg.requestTimeoutMs, connectionsCheckingInterval: Math.min(CONNECTIONS_CHECK_MS, Math.ceil(cfg.headersTimeoutMs / 2)) },
+    ...transport,
   });
+  if (cfg.tls) {
+    const tlsLog = new ThrottledLog(60_000, (fields, suppressed) => app.log.warn({ ...fields, suppressed }, 'TLS certificate change not applied; still serving the previous one'));
+    const reloader = new TlsReloader(cfg.tls, app.server as unknown as SecureContextTarget, {
+      reloaded: () => app.log.info({ certFile: cfg.tls?.certFile }, 'TLS certificate reloaded'),
+      failed: (err) => tlsLog.event({ err: err.message }),
+    });
+    reloader.start();
+    app.addHook('onClose', async () => reloader.stop());
+  }
   const metrics = createServiceMetrics('edge', { defaultMetrics: opts.logger !== false });
   const keys = new KeyIndex(cfg.tenantsFile, opts.tenantsReloadMs ?? 1000);
   await keys.start();
@@ -318,7 +338,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       const err = ingestError('INGEST_ERR_SHUTTING_DOWN', [], { retryAfterSeconds: 1 });
       for (const body of readingBodies) body.abort(err);
       app.log.warn({ cut, drainTimeoutMs: cfg.drainTimeoutMs, open: guard.snapshot().open }, 'drain deadline: cutting uploads still being read, closing what is left');
-      forceTimer = setTimeout(() => app.server.closeAllConnections(), DRAIN_FLUSH_MS);
+      // An HTTP/2 server has no closeAllConnections; its sessions end with fastify's close.
+      forceTimer = setTimeout(() => (app.server as { closeAllConnections?: () => void }).closeAllConnections?.(), DRAIN_FLUSH_MS);
       forceTimer.unref();
     }, cfg.drainTimeoutMs);
     // Unref'd: when the last connection ends before the deadline, nothing is left to wait for.
