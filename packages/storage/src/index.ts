@@ -11,3 +11,5 @@ export { insertRefusal } from './refusal.ts';
 export type { InsertRefusal } from './refusal.ts';
 export { BUCKETS, isBucket, countBuckets, drillDeleteWindow, runReadOnly, READ_ONLY_DEFAULTS, SqlRefusedError, isReadonlyRefusal } from './ops.ts';
 export type { Bucket, BucketQuery, BucketRow, ReadOnlyLimits, ReadOnlyResult } from './ops.ts';
+export { queryEntries, parseEntryQuery, parseQueryTime, encodeCursor, decodeCursor, QUERY_PARAMS, QUERY_DEFAULT_LIMIT, QUERY_MAX_LIMIT } from './query.ts';
+export type { EntryQuery, CursorKey, QueryBounds } from './query.ts';

@@ -80,7 +80,7 @@ export async function startInProcessStack(o: InProcessStackOptions = {}): Promis
     sinkUrl = await sink.listen({ host: '127.0.0.1', port: 0 });
     normalizer = await buildNormalizer({ config: { ...base.normalizer, sinkUrl }, logger: false });
     const normalizerUrl = await normalizer.listen({ host: '127.0.0.1', port: 0 });
-    config = { ...base, topology: 'split', normalizer: { ...base.normalizer, sinkUrl }, edge: { ...base.edge, normalizerUrl } };
+    config = { ...base, topology: 'split', normalizer: { ...base.normalizer, sinkUrl }, edge: { ...base.edge, normalizerUrl, sinkUrl } };
     edge = await buildEdge({ config: config.edge, logger: false, tenantsReloadMs: 200, ...(o.redis ? { redis: o.redis } : {}) });
     edgeUrl = await edge.listen({ host: '127.0.0.1', port: o.edgePort ?? 0 });
   }
