@@ -8,8 +8,10 @@ import { cutover } from './commands/cutover.ts';
 import { replay } from './commands/replay.ts';
 import { shadow } from './commands/shadow.ts';
 import { sql } from './commands/sql.ts';
+import { tail } from './commands/tail.ts';
+import { dlq } from './commands/dlq.ts';
 
-const COMMANDS: Command[] = [tenants, query, sql, status, cutover, replay, shadow];
+const COMMANDS: Command[] = [tenants, query, tail, dlq, sql, status, cutover, replay, shadow];
 
 function usage(): string {
   return `ingestctl — operate the telemetry ingest service
@@ -55,7 +57,10 @@ export async function runCli(argv: string[], io: Io): Promise<ExitCode> {
 
 // Run only when executed, not when imported by tests.
 if (process.argv[1] && /ingestctl([\\/]src[\\/]main\.ts|[\\/]bin[\\/]ingestctl(\.js)?)$/.test(process.argv[1])) {
-  const io: Io = { out: (s) => console.log(s), err: (s) => console.error(s), env: process.env };
+  // Only a command that runs until stopped (tail) takes Ctrl-C as "stop and exit 0"; the others die by it as usual.
+  const stop = new AbortController();
+  if (process.argv[2] === 'tail') process.once('SIGINT', () => stop.abort());
+  const io: Io = { out: (s) => console.log(s), err: (s) => console.error(s), env: process.env, signal: stop.signal };
   runCli(process.argv.slice(2), io).then(
     (code) => process.exit(code),
     (e: unknown) => {

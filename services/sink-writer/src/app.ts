@@ -13,6 +13,7 @@ import { ClickHouseLoader } from './loader/clickhouse-loader.ts';
 import { DayGate } from './loader/day-gate.ts';
 import { registerReplayRoutes } from './replay/routes.ts';
 import { registerOpsRoutes } from './ops-routes.ts';
+import { registerDlqRoutes } from './dlq-routes.ts';
 
 /**
  * Mirror copies (the LB's copy of a request for a tenant still on legacy, marked by the edge with
@@ -254,6 +255,15 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWrit
     return query({ search }, { tenant, version: String(req.headers[HEADERS.version] ?? 'v2'), trace: traceHeaders(req) });
   });
 
+  // The same read for operators (ingestctl query, tail): any tenant, named by `tenant`, behind the internal token.
+  app.get('/admin/v1/query', async (req): Promise<QueryPage> => {
+    const tenant = (req.query as { tenant?: unknown }).tenant;
+    if (typeof tenant !== 'string' || tenant === '') throw ingestError('INGEST_ERR_INVALID_PARAMETER', ['tenant', 'required: the tenant whose entries to read']);
+    const qmark = req.url.indexOf('?');
+    // parseEntryQuery skips `tenant`; the tenant read is the one named here.
+    return query({ search: qmark === -1 ? '' : req.url.slice(qmark + 1) }, { tenant, version: 'v2', trace: traceHeaders(req) });
+  });
+
   // Embedded mode has one chDB per process, so reads for operators go through this service.
   app.get('/admin/v1/count', async (req) => {
     const q = req.query as { tenant?: string; type?: string; since?: string; table?: string };
@@ -268,6 +278,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWrit
   });
   app.get('/admin/v1/lag', async () => lag());
   registerOpsRoutes(app, { store, drillRoutes: cfg.drillRoutes === true });
+  registerDlqRoutes(app, { admin, topic: be.dlqTopic });
   registerReplayRoutes(app, { log, admin, store, producer, topic: be.topic, dataDir: be.dataDir, liveGate });
 
   app.addHook('preClose', async () => {

@@ -67,9 +67,9 @@ export const tenants: Command = {
           keys: t.keys.filter((k) => k.revokedAt === null).length,
           revoked: t.keys.filter((k) => k.revokedAt !== null).length,
           prefixes: t.keys.filter((k) => k.revokedAt === null).map((k) => k.prefix).join(','),
-          limits: JSON.stringify(t.limits),
+          limits: t.limits,
         }));
-        io.out(values.json ? JSON.stringify({ tenants: rows }) : table(rows));
+        io.out(values.json ? JSON.stringify({ tenants: rows }) : table(rows.map((r) => ({ ...r, limits: JSON.stringify(r.limits) }))));
         return EXIT.OK;
       }
       case 'revoke-key': {
