@@ -4,10 +4,13 @@
  */
 import path from 'node:path';
 import { addTenantKey, readTenants } from '@ingest/tenants';
-import { ConfigError, loadConfig } from '@ingest/config';
+import { ConfigError, loadConfig, takeConfigFlag } from '@ingest/config';
 import { startStack, REPO_ROOT } from '@ingest/supervisor';
 
 async function main(): Promise<void> {
+  // `pnpm start --config f`: the services (children, which inherit the environment) and ingestctl read the same file.
+  const { file } = takeConfigFlag(process.argv.slice(2));
+  if (file !== undefined) process.env['INGEST_CONFIG'] = path.resolve(file);
   const cfg = loadConfig();
   const dataDir = path.resolve(REPO_ROOT, cfg.backends.dataDir);
   const tenantsFile = path.resolve(REPO_ROOT, cfg.edge.tenantsFile);

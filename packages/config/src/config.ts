@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { TOPICS } from '@ingest/contracts';
 import { EnvReader, type Env } from './env.ts';
+import { withConfigFile } from './config-file.ts';
 
 /** Which backends run: chosen only by which URLs are set, never by a code fork. */
 export interface BackendConfig {
@@ -196,7 +197,7 @@ export interface IngestConfig {
 
 /** Reads and validates the whole configuration; throws ConfigError naming every bad key. */
 export function loadConfig(env: Env = process.env): IngestConfig {
-  const r = new EnvReader(env);
+  const r = new EnvReader(withConfigFile(env));
   const dataDir = r.string('INGEST_DATA_DIR', '.data');
   const host = r.string('INGEST_HOST', '127.0.0.1');
   const edgePort = r.int('EDGE_PORT', 8080, { min: 0, max: 65535 });

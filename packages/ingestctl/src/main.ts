@@ -1,4 +1,4 @@
-import { ConfigError } from '@ingest/config';
+import { ConfigError, takeConfigFlag, withConfigFile } from '@ingest/config';
 import { UnreachableError, UsageError, type Command, type Io } from './cli.ts';
 import { EXIT, exitCodeHelp, type ExitCode } from './exit-codes.ts';
 import { query } from './commands/query.ts';
@@ -19,12 +19,25 @@ function usage(): string {
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
 
-Every command takes --help and --json.
+Every command takes --help and --json, and --config <file>: a file of KEY=value lines with the
+same variables as the environment (which wins over it); INGEST_CONFIG names it too. pnpm start
+--config <file> reads the same file, so a product started on other ports is found without flags.
 
 ${exitCodeHelp()}`;
 }
 
-export async function runCli(argv: string[], io: Io): Promise<ExitCode> {
+export async function runCli(argvIn: string[], ioIn: Io): Promise<ExitCode> {
+  // One configuration with `pnpm start`: the environment over the optional file (--config or INGEST_CONFIG).
+  let argv: string[];
+  let io: Io;
+  try {
+    const taken = takeConfigFlag(argvIn);
+    argv = taken.argv;
+    io = { ...ioIn, env: withConfigFile(ioIn.env, taken.file ?? ioIn.env['INGEST_CONFIG']) };
+  } catch (e) {
+    ioIn.err((e as Error).message);
+    return EXIT.USAGE;
+  }
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     io.out(usage());
