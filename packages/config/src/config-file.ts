@@ -25,6 +25,32 @@ export function withConfigFile(env: Env, file: string | undefined = env['INGEST_
   return merged;
 }
 
+/** Written by `pnpm start` in its data directory while the product runs: where each service listens. */
+export const ENDPOINTS_FILE = 'endpoints.env';
+
+/** The lines of ENDPOINTS_FILE for a running product (KEY=value, the config file's format). */
+export function endpointsText(urls: Record<string, string>): string {
+  return `# written by pnpm start while the product runs; ingestctl reads it under the environment and --config\n${Object.entries(urls).map(([k, v]) => `${k}=${v}`).join('\n')}\n`;
+}
+
+/**
+ * The environment with, under it, where a product started by `pnpm start` on this machine listens
+ * ($INGEST_DATA_DIR/endpoints.env), so ingestctl reaches a product started on other ports without
+ * flags. Missing file: the environment as it is (the defaults apply).
+ */
+export function withRunningEndpoints(env: Env): Env {
+  const file = path.join(env['INGEST_DATA_DIR'] ?? '.data', ENDPOINTS_FILE);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return env;
+  }
+  const merged: Record<string, string | undefined> = { ...(parseEnv(text) as Record<string, string>) };
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) merged[k] = v;
+  return merged;
+}
+
 /**
  * Takes `--config <file>` or `--config=<file>` out of argv (wherever it is), for commands that
  * accept it before their own flags are parsed.

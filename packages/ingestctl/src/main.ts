@@ -1,4 +1,4 @@
-import { ConfigError, takeConfigFlag, withConfigFile } from '@ingest/config';
+import { ConfigError, takeConfigFlag, withConfigFile, withRunningEndpoints } from '@ingest/config';
 import { UnreachableError, UsageError, type Command, type Io } from './cli.ts';
 import { EXIT, exitCodeHelp, type ExitCode } from './exit-codes.ts';
 import { query } from './commands/query.ts';
@@ -21,7 +21,9 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
 
 Every command takes --help and --json, and --config <file>: a file of KEY=value lines with the
 same variables as the environment (which wins over it); INGEST_CONFIG names it too. pnpm start
---config <file> reads the same file, so a product started on other ports is found without flags.
+--config <file> reads the same file. While it runs, pnpm start writes where each service listens to
+$INGEST_DATA_DIR/endpoints.env, which ingestctl reads last, so a product started on other ports is
+found without flags.
 
 ${exitCodeHelp()}`;
 }
@@ -33,7 +35,7 @@ export async function runCli(argvIn: string[], ioIn: Io): Promise<ExitCode> {
   try {
     const taken = takeConfigFlag(argvIn);
     argv = taken.argv;
-    io = { ...ioIn, env: withConfigFile(ioIn.env, taken.file ?? ioIn.env['INGEST_CONFIG']) };
+    io = { ...ioIn, env: withRunningEndpoints(withConfigFile(ioIn.env, taken.file ?? ioIn.env['INGEST_CONFIG'])) };
   } catch (e) {
     ioIn.err((e as Error).message);
     return EXIT.USAGE;
