@@ -194,8 +194,9 @@ describe('GET /v2/query bounds and its own rate', () => {
   let stack: InProcessStack;
   let key = '';
   beforeAll(async () => {
-    // Tiny bounds so a small table crosses them: rows read, and one query per second.
-    stack = await startInProcessStack({ store, topology: 'single', env: { QUERY_MAX_ROWS_READ: '5', TENANT_DEFAULT_QPS: '2', TENANT_DEFAULT_RPS: '5' } });
+    // Tiny bounds so a small table crosses them: rows read, and two queries per second. The edge's
+    // in-flight budget is below one body-read step (64 KiB): a read that held any of it would be refused.
+    stack = await startInProcessStack({ store, topology: 'single', env: { QUERY_MAX_ROWS_READ: '5', TENANT_DEFAULT_QPS: '2', TENANT_DEFAULT_RPS: '5', EDGE_INFLIGHT_BYTES: '16KiB' } });
     const t = tenantId('qbound');
     key = await stack.tenant(t);
     const es = Array.from({ length: 40 }, (_, i) => ({ type: 'log', timestamp: Date.now() - i, data: { level: 'info', message: `m${i}` } }));

@@ -171,7 +171,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     // almost no memory.
     scope.addHook('preParsing', async (req, _reply, payload) => {
       const tenant = req.principal?.tenant;
-      if (!tenant) return payload;
+      // A read (GET /v2/query) has no body: it holds none of the ingest budget.
+      if (!tenant || req.method === 'GET') return payload;
       const declared = Number(req.headers['content-length']);
       const bytes = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, READ_STEP_BYTES) : READ_STEP_BYTES;
       const got = budget.tryAcquire(tenant, bytes, 0);
