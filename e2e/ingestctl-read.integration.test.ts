@@ -119,6 +119,13 @@ describe.each(TOPOLOGIES)('ingestctl query, tail and dlq against a running produ
     expect((await cli(['query', '--tenant', tenant, '--count', '--json'], env)).out).toBe('{"count":3}');
   });
 
+  it('tenants list --json prints limits as objects', async () => {
+    const id = tenantId('lim');
+    expect((await cli(['tenants', 'add', id, '--eps', '5', '--rps', '2', '--json'], env)).code).toBe(0);
+    const list = JSON.parse((await cli(['tenants', 'list', '--json'], env)).out) as { tenants: Array<{ tenant: string; limits: unknown }> };
+    expect(list.tenants.find((x) => x.tenant === id)?.limits).toEqual({ entriesPerSecond: 5, requestsPerSecond: 2 });
+  });
+
   it('bad flag values are refused with the valid choices (exit 2)', async () => {
     const t = await cli(['query', '--tenant', tenant, '--type', 'foo'], env);
     expect(t.code).toBe(2);
