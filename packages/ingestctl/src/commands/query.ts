@@ -1,6 +1,6 @@
 import { TelemetryStore } from '@ingest/storage';
 import { ENTRY_TYPES, type QueryPage } from '@ingest/contracts';
-import { adminHeaders, parse, parseDuration, parseWhen, table, UsageError, type Command, type Io } from '../cli.ts';
+import { adminHeaders, parse, parseDuration, parseWhen, table, UsageError, whyUnreachable, type Command, type Io } from '../cli.ts';
 import { entryRows, filterParams, FILTER_HELP, FILTER_OPTIONS, intFlag, terminalWidth, type FilterValues } from './read.ts';
 import { EXIT, exitForStatus, type ExitCode } from '../exit-codes.ts';
 import { callSink, failure } from './replay.ts';
@@ -166,7 +166,7 @@ export const query: Command = {
       try {
         res = await fetch(u, { headers: adminHeaders(io.env), signal: AbortSignal.timeout(30_000) });
       } catch (e) {
-        io.err(`cannot reach the sink writer at ${sink} (${(e as Error).message}); is the product running (pnpm start)?`);
+        io.err(`cannot reach the sink writer at ${sink}: ${whyUnreachable(e, 30_000)}; is the product running (pnpm start)?`);
         return EXIT.UNREACHABLE;
       }
       const body = (await res.json()) as { count?: number; error?: { message: string } };
