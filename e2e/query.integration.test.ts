@@ -194,11 +194,12 @@ describe('GET /v2/query bounds and its own rate', () => {
   let stack: InProcessStack;
   let key = '';
   beforeAll(async () => {
-    // Tiny bounds so a small table crosses them: rows read, and two queries per second. The edge's
+    // Tiny bounds so a small table crosses them: rows read, and (below) two queries per second. The edge's
     // in-flight budget is below one body-read step (64 KiB): a read that held any of it would be refused.
-    stack = await startInProcessStack({ store, topology: 'single', env: { QUERY_MAX_ROWS_READ: '5', TENANT_DEFAULT_QPS: '2', TENANT_DEFAULT_RPS: '5', EDGE_INFLIGHT_BYTES: '16KiB' } });
+    stack = await startInProcessStack({ store, topology: 'single', env: { QUERY_MAX_ROWS_READ: '5', TENANT_DEFAULT_RPS: '5', EDGE_INFLIGHT_BYTES: '16KiB' } });
     const t = tenantId('qbound');
-    key = await stack.tenant(t);
+    // The tenant's own query rate (tenants add --qps) over TENANT_DEFAULT_QPS (20).
+    key = await stack.tenant(t, { queriesPerSecond: 2 });
     const es = Array.from({ length: 40 }, (_, i) => ({ type: 'log', timestamp: Date.now() - i, data: { level: 'info', message: `m${i}` } }));
     expect((await postIngest(stack.edgeUrl, key, es)).status).toBe(200);
     await stack.waitLoaded();
@@ -215,7 +216,7 @@ describe('GET /v2/query bounds and its own rate', () => {
     const answers = [];
     for (let i = 0; i < 12; i++) answers.push(await get(stack.edgeUrl, key, []));
     const limited = answers.find((x) => x.status === 429);
-    expect((limited?.body as { error: { code: string } } | undefined)?.error.code).toBe('INGEST_ERR_QUERY_RATE');
+    expect((limited?.body as { error: { code: string; message: string } } | undefined)?.error).toMatchObject({ code: 'INGEST_ERR_QUERY_RATE', message: expect.stringMatching(/query rate of 2 queries\/s/) as unknown as string });
     expect(limited?.headers.get('retry-after')).toMatch(/^\d+$/);
     // Reads took none of the ingest request rate (5/s, fewer than the reads just sent): a write right after is accepted.
     expect((await postIngest(stack.edgeUrl, key, [{ type: 'log', timestamp: Date.now(), data: { level: 'info', message: 'after' } }])).status).toBe(200);

@@ -46,7 +46,7 @@ export interface InProcessStack {
   edgeAdminUrl: string;
   normalizerAdminUrl: string;
   sinkAdminUrl: string;
-  tenant(id: string, limits?: { entriesPerSecond?: number; bytesPerSecond?: number; requestsPerSecond?: number }): Promise<string>;
+  tenant(id: string, limits?: { entriesPerSecond?: number; bytesPerSecond?: number; requestsPerSecond?: number; queriesPerSecond?: number }): Promise<string>;
   /** Waits until the loader has loaded everything in the log (lag 0), bounded. */
   waitLoaded(timeoutMs?: number): Promise<void>;
   rowStats(tenant?: string): Promise<{ rows: number; distinctIds: number; final: number }>;

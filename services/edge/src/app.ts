@@ -295,7 +295,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       return result;
     });
 
-    registerQueryRoute(scope, { hop: queryHop, queriesPerSecond: cfg.defaultQueriesPerSecond, take: (tenant, rate) => takeOr503(rates, `q:${tenant}`, 1, rate) });
+    registerQueryRoute(scope, { hop: queryHop, defaultQueriesPerSecond: cfg.defaultQueriesPerSecond, take: (tenant, rate) => takeOr503(rates, `q:${tenant}`, 1, rate) });
 
     await registerProtocolRoutes(scope, {
       ingestParsed,

@@ -7,7 +7,8 @@ export interface QueryRouteDeps {
   hop: QueryHop;
   /** Takes one token from the tenant's query bucket (its own, never ingest's). */
   take: (tenant: string, rate: number) => Promise<TakeResult>;
-  queriesPerSecond: number;
+  /** For tenants whose limits set no queriesPerSecond. */
+  defaultQueriesPerSecond: number;
 }
 
 /** Accept values that ask for one entry per line. */
@@ -27,7 +28,7 @@ export function registerQueryRoute(scope: FastifyInstance, deps: QueryRouteDeps)
       const principal = req.principal;
       if (!principal) throw ingestError('INGEST_ERR_UNAUTHENTICATED');
       const { tenant } = principal;
-      const rate = deps.queriesPerSecond;
+      const rate = principal.limits.queriesPerSecond ?? deps.defaultQueriesPerSecond;
       const got = await deps.take(tenant, rate);
       if (!got.ok) {
         const secs = Math.max(1, Math.ceil(got.retryAfterMs / 1000));
