@@ -123,7 +123,8 @@ export const dlq: Command = {
         return EXIT.OK;
       }
       case 'export': {
-        const got = await collect(io, values, intFlag(values.limit, 'limit', 10_000, 1, 1_000_000));
+        // Held in memory before writing: bounded like a page of the API, times ten.
+        const got = await collect(io, values, intFlag(values.limit, 'limit', 10_000, 1, 100_000));
         if (typeof got === 'number') return got;
         const lines: string[] = [];
         const cut: string[] = [];

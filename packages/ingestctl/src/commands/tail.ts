@@ -49,10 +49,7 @@ export const tail: Command = {
       headerDone = true;
       io.out(rows.join('\n'));
     };
-    const get = async (params: URLSearchParams) => {
-      const a = await callSink<QueryPage>(io, 'GET', `/admin/v1/query?${params.toString()}`, undefined, 60_000);
-      return a;
-    };
+    const get = (params: URLSearchParams) => callSink<QueryPage>(io, 'GET', `/admin/v1/query?${params.toString()}`, undefined, 60_000);
 
     // Where following starts: after the newest entry shown, or (none shown) at the time tail started.
     let cursor: string | undefined;
