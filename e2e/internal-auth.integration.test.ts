@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROUTES } from '@ingest/contracts';
+import { HEADERS, ROUTES } from '@ingest/contracts';
 import { runCli } from '@ingest/ingestctl';
 import type { TelemetryStore } from '@ingest/storage';
 import { batchOf, postIngest, rawHttp, rawRequest, startInProcessStack, type InProcessStack, type RawAnswer } from '@ingest/testkit';
@@ -32,6 +32,20 @@ describe('internal routes behind INGEST_INTERNAL_TOKEN', () => {
     expect(r.body.accepted).toBe(10);
     await stack.waitLoaded();
     expect((await stack.rowStats(t)).final).toBe(10);
+  });
+
+  it('GET /v2/query reaches the sink writer with the token; a direct read without it is refused', async () => {
+    const t = tenantId('authq');
+    const key = await stack.tenant(t);
+    expect((await postIngest(stack.edgeUrl, key, batchOf(3))).status).toBe(200);
+    await stack.waitLoaded();
+    const res = await fetch(new URL('/v2/query', stack.edgeUrl), { headers: { authorization: `Bearer ${key}` } });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { entries: unknown[] }).entries).toHaveLength(3);
+    for (const [method, route] of [['POST', ROUTES.query], ['GET', `/admin/v1/query?tenant=${t}`], ['GET', '/admin/v1/dlq']] as const) {
+      const direct = await fetch(new URL(route, stack.sinkUrl), { method, headers: { 'content-type': 'application/json', [HEADERS.tenant]: t }, ...(method === 'POST' ? { body: '{"search":""}' } : {}) });
+      expect([route, direct.status]).toEqual([route, 401]);
+    }
   });
 
   it('a direct write to the normalizer or sink writer without the token is refused with a catalog code', async () => {
@@ -181,7 +195,7 @@ describe('internal and admin routes authorise on the matched route, whatever the
     expect(leaks).toEqual([]);
     // The walk covered the hop routes and every replay/shadow admin route, not an empty list.
     const replay = ['/admin/v1/replay/jobs', '/admin/v1/replay/jobs/:id', '/admin/v1/shadow/diff', '/admin/v1/shadow/promote', '/admin/v1/shadow/drop'];
-    for (const p of [ROUTES.normalize, ROUTES.write, ...replay, '/admin/v1/count', '/admin/v1/row-stats', '/admin/v1/lag', '/admin/v1/count-buckets', '/admin/v1/sql']) {
+    for (const p of [ROUTES.normalize, ROUTES.write, ROUTES.query, '/admin/v1/query', '/admin/v1/dlq', ...replay, '/admin/v1/count', '/admin/v1/row-stats', '/admin/v1/lag', '/admin/v1/count-buckets', '/admin/v1/sql']) {
       expect(walked.some((w) => w.endsWith(` ${p}`))).toBe(true);
     }
   });

@@ -4,10 +4,14 @@
  */
 import path from 'node:path';
 import { addTenantKey, readTenants } from '@ingest/tenants';
-import { ConfigError, loadConfig } from '@ingest/config';
+import { rm, writeFile } from 'node:fs/promises';
+import { ConfigError, ENDPOINTS_FILE, endpointsText, loadConfig, takeConfigFlag } from '@ingest/config';
 import { startStack, REPO_ROOT } from '@ingest/supervisor';
 
 async function main(): Promise<void> {
+  // `pnpm start --config f`: the services (children, which inherit the environment) and ingestctl read the same file.
+  const { file } = takeConfigFlag(process.argv.slice(2));
+  if (file !== undefined) process.env['INGEST_CONFIG'] = path.resolve(file);
   const cfg = loadConfig();
   const dataDir = path.resolve(REPO_ROOT, cfg.backends.dataDir);
   const tenantsFile = path.resolve(REPO_ROOT, cfg.edge.tenantsFile);
@@ -36,6 +40,19 @@ async function main(): Promise<void> {
     logDir: path.join(dataDir, 'logs'),
     topology: cfg.topology,
   });
+  // ingestctl finds the product here, whatever ports it was started on; removed on a clean stop.
+  const endpoints = path.join(dataDir, ENDPOINTS_FILE);
+  await writeFile(
+    endpoints,
+    endpointsText({
+      EDGE_URL: stack.edgeUrl,
+      NORMALIZER_URL: stack.normalizer.url,
+      SINK_URL: stack.sink.url,
+      EDGE_ADMIN_URL: stack.edge.adminUrl,
+      NORMALIZER_ADMIN_URL: stack.normalizer.adminUrl,
+      SINK_ADMIN_URL: stack.sink.adminUrl,
+    }),
+  );
   const mode = `${cfg.backends.kafkaBrokers ? 'Kafka' : 'embedded log'} + ${cfg.backends.clickhouseUrl ? 'ClickHouse server' : 'chDB'}`;
   console.log(`
 telemetry ingest is up (${mode}; ${cfg.topology === 'single' ? 'one process, pid ' + String(stack.edge.child.pid) : 'three processes'}); data in ${dataDir}, service logs in ${path.join(dataDir, 'logs')}
@@ -60,6 +77,7 @@ Ctrl-C drains and stops.`);
     stopping = true;
     console.log('\ndraining…');
     await stack.stop();
+    await rm(endpoints, { force: true });
     process.exit(0);
   };
   stop = () => void drain();

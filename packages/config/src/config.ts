@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { TOPICS } from '@ingest/contracts';
 import { EnvReader, type Env } from './env.ts';
+import { withConfigFile } from './config-file.ts';
 
 /** Which backends run: chosen only by which URLs are set, never by a code fork. */
 export interface BackendConfig {
@@ -43,6 +44,10 @@ export interface EdgeConfig {
   host: string;
   port: number;
   normalizerUrl: string;
+  /** Where GET /v2/query is answered when the sink writer is another process. */
+  sinkUrl: string;
+  /** Per-tenant GET /v2/query requests per second: a token bucket of its own, so reads never take ingest's rate. */
+  defaultQueriesPerSecond: number;
   /** Tenants and key hashes (JSON); re-read when it changes. */
   tenantsFile: string;
   bodyLimitBytes: number;
@@ -173,6 +178,8 @@ export interface SinkConfig {
    * purpose for runbooks/drills.md. Off unless asked for: nothing else in the product deletes.
    */
   drillRoutes?: boolean;
+  /** Bounds of every GET /v2/query the sink writer runs (README "Reading entries back"). */
+  query: { maxExecutionSeconds: number; maxRowsRead: number; maxMemoryBytes: number };
 }
 
 export interface LoggingConfig {
@@ -205,7 +212,7 @@ export interface IngestConfig {
 
 /** Reads and validates the whole configuration; throws ConfigError naming every bad key. */
 export function loadConfig(env: Env = process.env): IngestConfig {
-  const r = new EnvReader(env);
+  const r = new EnvReader(withConfigFile(env));
   const dataDir = r.string('INGEST_DATA_DIR', '.data');
   const host = r.string('INGEST_HOST', '127.0.0.1');
   const edgePort = r.int('EDGE_PORT', 8080, { min: 0, max: 65535 });
@@ -270,6 +277,8 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       host,
       port: edgePort,
       normalizerUrl: r.url('NORMALIZER_URL') ?? `http://127.0.0.1:${normalizerPort}`,
+      sinkUrl: r.url('SINK_URL') ?? `http://127.0.0.1:${sinkPort}`,
+      defaultQueriesPerSecond: r.int('TENANT_DEFAULT_QPS', 20, { min: 1 }),
       tenantsFile: r.string('TENANTS_FILE', `${dataDir}/tenants.json`),
       bodyLimitBytes: r.bytes('EDGE_BODY_LIMIT', 8 * 1024 * 1024),
       maxEntriesPerRequest: r.int('EDGE_MAX_ENTRIES', 10_000, { min: 1 }),
@@ -335,6 +344,11 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       loaderEnabled: r.oneOf('LOADER_ENABLED', ['true', 'false'] as const, 'true') === 'true',
       loaderRefusedAttempts: r.int('LOADER_REFUSED_ATTEMPTS', 3, { min: 1, max: 100 }),
       drillRoutes: r.oneOf('SINK_DRILL_ROUTES', ['true', 'false'] as const, 'false') === 'true',
+      query: {
+        maxExecutionSeconds: r.int('QUERY_MAX_EXECUTION_SECONDS', 10, { min: 1, max: 600 }),
+        maxRowsRead: r.int('QUERY_MAX_ROWS_READ', 10_000_000, { min: 1 }),
+        maxMemoryBytes: r.bytes('QUERY_MAX_MEMORY_BYTES', 256 * 1024 * 1024),
+      },
     },
   };
   // "collector:4318" parses as a URL with scheme "collector:"; the exporter speaks HTTP only.

@@ -46,6 +46,10 @@ export const ERROR_CATALOG = {
   INGEST_ERR_PARTIAL_WRITE: { status: 400, retryable: false, scope: 'request', message: '%s stored, %s' },
   INGEST_ERR_INVALID_PARAMETER: { status: 400, retryable: false, scope: 'request', message: 'query parameter %s is not valid: %s' },
   INGEST_ERR_SIGNAL_NOT_SUPPORTED: { status: 404, retryable: false, scope: 'request', message: 'OTLP %s are not accepted yet (not an entry type); send logs to /v1/logs and metrics to /v1/metrics' },
+  INGEST_ERR_QUERY_TIMEOUT: { status: 422, retryable: false, scope: 'request', message: 'the query ran longer than its bound of %s s; narrow it (a shorter from/to window, type, app or label filters)' },
+  INGEST_ERR_QUERY_TOO_MANY_ROWS: { status: 422, retryable: false, scope: 'request', message: 'the query would read more than %s stored rows; narrow it (a shorter from/to window, type, app or label filters)' },
+  INGEST_ERR_QUERY_MEMORY: { status: 422, retryable: false, scope: 'request', message: 'the query needs more than its memory bound of %s bytes; narrow it or lower limit' },
+  INGEST_ERR_QUERY_RATE: { status: 429, retryable: true, scope: 'request', message: 'tenant %s is over its query rate of %s queries/s (separate from its ingest rate); retry after %s s' },
   INGEST_ERR_SQL_REFUSED: { status: 403, retryable: false, scope: 'request', message: 'ingestctl sql runs read-only statements only: %s' },
 
   INGEST_ERR_ENTRY_NOT_OBJECT: { status: 400, retryable: false, scope: 'entry', message: 'entry must be a JSON object' },

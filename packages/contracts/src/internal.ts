@@ -5,6 +5,8 @@ import type { EntryErrorCode } from './errors.ts';
 export const ROUTES = {
   normalize: '/internal/v2/normalize',
   write: '/internal/v2/write',
+  /** Edge → sink writer: a tenant's read (GET /v2/query); the sink writer owns the store. */
+  query: '/internal/v2/query',
 } as const;
 
 /** Headers that travel edge → normalizer → sink writer → log. */
@@ -16,6 +18,8 @@ export const HEADERS = {
   rows: 'x-ingest-rows',
   /** Shared secret between our own services (and ingestctl) for /internal and /admin routes. */
   internalToken: 'x-ingest-internal-token',
+  /** On a GET /v2/query answer: the cursor of the next page (also `next` in a JSON body); absent on the last page. */
+  nextCursor: 'ingest-next-cursor',
 } as const;
 
 /**
@@ -88,4 +92,40 @@ export interface NormalizeHop {
 
 export interface WriteHop {
   write(batch: WriteBatch, meta: HopMeta): Promise<WriteResult>;
+}
+
+/**
+ * Edge → sink writer: one page of a tenant's entries. `search` is the client's query string as it
+ * came (parsed and validated once, by the sink writer's query parser); the tenant travels in the
+ * hop's meta, taken from the API key, so nothing in `search` can name another tenant.
+ */
+export interface QueryRequest {
+  search: string;
+}
+
+/** An entry as read back: the stored row, type-specific fields only where they apply. */
+export interface StoredEntry {
+  id: string;
+  type: string;
+  timestamp: string;
+  receivedAt: string;
+  app: string;
+  source: string;
+  labels: Record<string, string>;
+  level?: string;
+  message?: string;
+  name?: string;
+  value?: number | null;
+  unit?: string;
+  data: unknown;
+}
+
+export interface QueryPage {
+  entries: StoredEntry[];
+  /** Opaque: pass as `cursor` for the next page; null on the last page. */
+  next: string | null;
+}
+
+export interface QueryHop {
+  query(request: QueryRequest, meta: HopMeta): Promise<QueryPage>;
 }

@@ -1,4 +1,4 @@
-import { HEADERS, IngestError, ROUTES, ingestError, type HopMeta, type IngestResult, type NormalizeHop, type NormalizeRequest, type WriteBatch, type WriteHop, type WriteResult } from '@ingest/contracts';
+import { HEADERS, IngestError, ROUTES, ingestError, type HopMeta, type IngestResult, type NormalizeHop, type NormalizeRequest, type QueryHop, type QueryPage, type QueryRequest, type WriteBatch, type WriteHop, type WriteResult } from '@ingest/contracts';
 import { HopClient, type HopOptions } from './client.ts';
 import { jsonKeepingInfinity } from './json-text.ts';
 
@@ -41,6 +41,22 @@ export class HttpWriteHop implements WriteHop {
     for (const line of batch.rows) parts.push(line, NEWLINE);
     for (const line of batch.deadLetters) parts.push(line, NEWLINE);
     return this.client.post<WriteResult>(ROUTES.write, parts, { 'content-type': 'application/x-ndjson', [HEADERS.rows]: String(batch.rows.length), ...metaHeaders(meta) });
+  }
+
+  close(graceMs?: number): Promise<void> {
+    return this.client.close(graceMs);
+  }
+}
+
+/** The sink writer's read route reached over HTTP (GET /v2/query when the sink writer is another process). */
+export class HttpQueryHop implements QueryHop {
+  private readonly client: HopClient;
+  constructor(baseUrl: string, opts: HopOptions) {
+    this.client = new HopClient(baseUrl, opts);
+  }
+
+  query(request: QueryRequest, meta: HopMeta): Promise<QueryPage> {
+    return this.client.postJson<QueryPage>(ROUTES.query, request, metaHeaders(meta));
   }
 
   close(graceMs?: number): Promise<void> {

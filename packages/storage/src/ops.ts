@@ -97,6 +97,15 @@ export interface ReadOnlyResult {
   elapsedMs: number;
 }
 
+/**
+ * Call after a read failed. chDB 3.4 hands what a failed statement had already written (its header,
+ * early rows) to the next statement on the session as the start of its result; that next statement
+ * could be the loader's. This takes that leftover, on a statement whose result is ignored.
+ */
+export async function clearFailedStatement(client: ClickHouseClient): Promise<void> {
+  await client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.text()).catch(() => undefined);
+}
+
 /** First words of a statement that only reads. */
 const READ_WORDS = new Set(['SELECT', 'WITH']);
 
@@ -152,10 +161,7 @@ export async function runReadOnly(client: ClickHouseClient, sql: string, limits:
     const rs = await client.query({ query: `${wrapped} SETTINGS ${settings}`, format: 'JSONCompactEachRowWithNamesAndTypes' });
     all = await rs.json<unknown[]>();
   } catch (e) {
-    // chDB 3.4 hands what a failed statement had already written (its header, early rows) to the
-    // next statement on the session as the start of its result; that next statement could be
-    // the loader's. Take that leftover here, on a statement whose result we ignore.
-    await client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.text()).catch(() => undefined);
+    await clearFailedStatement(client);
     throw e;
   }
   const [names, types, ...data] = all as [string[] | undefined, string[] | undefined, ...unknown[][]];

@@ -8,6 +8,8 @@ export interface TenantLimits {
   requestsPerSecond?: number;
   entriesPerSecond?: number;
   bytesPerSecond?: number;
+  /** GET /v2/query requests per second (its own bucket); TENANT_DEFAULT_QPS when absent. */
+  queriesPerSecond?: number;
 }
 
 export interface StoredKey {

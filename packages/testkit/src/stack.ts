@@ -46,7 +46,7 @@ export interface InProcessStack {
   edgeAdminUrl: string;
   normalizerAdminUrl: string;
   sinkAdminUrl: string;
-  tenant(id: string, limits?: { entriesPerSecond?: number; bytesPerSecond?: number; requestsPerSecond?: number }): Promise<string>;
+  tenant(id: string, limits?: { entriesPerSecond?: number; bytesPerSecond?: number; requestsPerSecond?: number; queriesPerSecond?: number }): Promise<string>;
   /** Waits until the loader has loaded everything in the log (lag 0), bounded. */
   waitLoaded(timeoutMs?: number): Promise<void>;
   rowStats(tenant?: string): Promise<{ rows: number; distinctIds: number; final: number }>;
@@ -80,7 +80,7 @@ export async function startInProcessStack(o: InProcessStackOptions = {}): Promis
     sinkUrl = await sink.listen({ host: '127.0.0.1', port: 0 });
     normalizer = await buildNormalizer({ config: { ...base.normalizer, sinkUrl }, logger: false });
     const normalizerUrl = await normalizer.listen({ host: '127.0.0.1', port: 0 });
-    config = { ...base, topology: 'split', normalizer: { ...base.normalizer, sinkUrl }, edge: { ...base.edge, normalizerUrl } };
+    config = { ...base, topology: 'split', normalizer: { ...base.normalizer, sinkUrl }, edge: { ...base.edge, normalizerUrl, sinkUrl } };
     edge = await buildEdge({ config: config.edge, logger: false, tenantsReloadMs: 200, ...(o.redis ? { redis: o.redis } : {}) });
     edgeUrl = await edge.listen({ host: '127.0.0.1', port: o.edgePort ?? 0 });
   }

@@ -39,7 +39,7 @@ export async function buildAll(opts: AllOptions): Promise<AllRoles> {
   let normalizer: NormalizerApp | undefined;
   try {
     normalizer = await buildNormalizer({ config: config.normalizer, sink: sink.hop, ...common });
-    const edge = await buildEdge({ config: config.edge, normalizer: normalizer.hop, ...common, ...(opts.redis ? { redis: opts.redis } : {}), ...opts.edge });
+    const edge = await buildEdge({ config: config.edge, normalizer: normalizer.hop, query: sink.hop, ...common, ...(opts.redis ? { redis: opts.redis } : {}), ...opts.edge });
     const roles = { edge, normalizer, sink };
     let closing: Promise<void> | undefined;
     return {

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import type { Redis } from 'ioredis';
-import { HEADERS, IngestError, ingestError, type IngestResult, type NormalizeHop, type NormalizeRequest } from '@ingest/contracts';
+import { HEADERS, IngestError, ingestError, type IngestResult, type NormalizeHop, type NormalizeRequest, type QueryHop } from '@ingest/contracts';
 import type { EdgeConfig } from '@ingest/config';
 import { FairBudget, retryAfterSeconds, type Lease } from '@ingest/queue';
 import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, type LoggingOptions, traceHeaders } from '@ingest/observability';
@@ -10,7 +10,8 @@ import { AuthFailureLimiter } from './auth/failure-limiter.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
 import { registerPing, registerProtocolRoutes, sendNoneAccepted } from './protocols/routes.ts';
 import { BodyMeter } from './body/body-meter.ts';
-import { HttpNormalizeHop } from '@ingest/internal-http';
+import { HttpNormalizeHop, HttpQueryHop } from '@ingest/internal-http';
+import { registerQueryRoute } from './query/route.ts';
 import { MemoryRateStore, type RateStore, type TakeResult } from './rate/rate-store.ts';
 import { RedisRateStore } from './rate/redis-rate-store.ts';
 import { CutoverGate, type CutoverOptions } from './cutover/gate.ts';
@@ -34,6 +35,8 @@ export interface EdgeOptions {
   cutover?: CutoverOptions;
   /** The normalizer in this process (one-process topology); otherwise reached over HTTP at config.normalizerUrl. */
   normalizer?: NormalizeHop;
+  /** The sink writer's reads in this process (one-process topology); otherwise reached over HTTP at config.sinkUrl. */
+  query?: QueryHop;
   /** The process's open-file limit; read from /proc/self/limits when not given (null: unknown). */
   openFileLimit?: number | null;
 }
@@ -98,6 +101,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
   let httpNormalizer: HttpNormalizeHop | undefined;
   const normalizer: NormalizeHop = opts.normalizer ?? (httpNormalizer = new HttpNormalizeHop(cfg.normalizerUrl, { name: 'normalizer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_NORMALIZER_OVERLOADED', internalToken: cfg.internalToken }));
+  let httpQuery: HttpQueryHop | undefined;
+  const queryHop: QueryHop = opts.query ?? (httpQuery = new HttpQueryHop(cfg.sinkUrl, { name: 'sink-writer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_SINK_OVERLOADED', internalToken: cfg.internalToken }));
   let closing = false;
 
   const openFileLimit = opts.openFileLimit === undefined ? readOpenFileLimit() : (opts.openFileLimit ?? undefined);
@@ -187,7 +192,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     // almost no memory.
     scope.addHook('preParsing', async (req, _reply, payload) => {
       const tenant = req.principal?.tenant;
-      if (!tenant) return payload;
+      // A read (GET /v2/query) has no body: it holds none of the ingest budget.
+      if (!tenant || req.method === 'GET') return payload;
       const declared = Number(req.headers['content-length']);
       const bytes = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, READ_STEP_BYTES) : READ_STEP_BYTES;
       const got = budget.tryAcquire(tenant, bytes, 0);
@@ -310,6 +316,8 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
       return result;
     });
 
+    registerQueryRoute(scope, { hop: queryHop, defaultQueriesPerSecond: cfg.defaultQueriesPerSecond, take: (tenant, rate) => takeOr503(rates, `q:${tenant}`, 1, rate) });
+
     await registerProtocolRoutes(scope, {
       ingestParsed,
       readCharged,
@@ -353,6 +361,7 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
     await rates.close();
     // Connections are gone by now; a handler still waiting on the normalizer answers no one.
     await httpNormalizer?.close(DRAIN_FLUSH_MS);
+    await httpQuery?.close(DRAIN_FLUSH_MS);
   });
   return app;
 }

@@ -1,11 +1,11 @@
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { HEADERS, INGEST_VERSIONS, ROUTES, ingestError, type HopMeta, type WriteBatch, type WriteHop, type WriteResult } from '@ingest/contracts';
+import { HEADERS, INGEST_VERSIONS, ROUTES, ingestError, type HopMeta, type QueryHop, type QueryPage, type QueryRequest, type WriteBatch, type WriteHop, type WriteResult } from '@ingest/contracts';
 import { inProcessStage, splitWriteBody } from '@ingest/internal-http';
 import type { BackendConfig, SinkConfig } from '@ingest/config';
 import { LogRecordTooLargeError, LogUnavailableError, openLog, type DurableLog, type LogMessage } from '@ingest/log';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
-import { TABLES, TelemetryStore, type TableName } from '@ingest/storage';
+import { TABLES, TelemetryStore, parseEntryQuery, queryEntries, type TableName } from '@ingest/storage';
 import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, traceHeaders, traceStage, traceUnder, type LoggingOptions } from '@ingest/observability';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { LogBatcher } from './batch/log-batcher.ts';
@@ -13,6 +13,7 @@ import { ClickHouseLoader } from './loader/clickhouse-loader.ts';
 import { DayGate } from './loader/day-gate.ts';
 import { registerReplayRoutes } from './replay/routes.ts';
 import { registerOpsRoutes } from './ops-routes.ts';
+import { registerDlqRoutes } from './dlq-routes.ts';
 
 /**
  * Mirror copies (the LB's copy of a request for a tenant still on legacy, marked by the edge with
@@ -33,7 +34,7 @@ export interface SinkWriterOptions {
 }
 
 /** The sink writer's HTTP service, and the stage itself for a caller in the same process. */
-export type SinkWriterApp = FastifyInstance & { hop: WriteHop };
+export type SinkWriterApp = FastifyInstance & { hop: WriteHop & QueryHop };
 
 export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWriterApp> {
   const { config: cfg, backends: be } = opts;
@@ -237,6 +238,32 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWrit
     return write({ tenant, ...lines }, { tenant, version: String(req.headers[HEADERS.version] ?? 'v2'), trace: traceHeaders(req) });
   });
 
+  /**
+   * A tenant's read (GET /v2/query on the edge). The tenant is the hop's, which the edge took from
+   * the API key; the query string is parsed here and every value bound as a parameter.
+   */
+  const query = async (request: QueryRequest, meta: HopMeta): Promise<QueryPage> => {
+    if (closing) throw ingestError('INGEST_ERR_SHUTTING_DOWN', [], { retryAfterSeconds: 1 });
+    const q = parseEntryQuery(request.search, meta.tenant, Date.now());
+    return queryEntries(store.client, q, cfg.query);
+  };
+  app.post(ROUTES.query, async (req): Promise<QueryPage> => {
+    const tenant = req.headers[HEADERS.tenant];
+    if (typeof tenant !== 'string' || tenant === '') throw ingestError('INGEST_ERR_INVALID_BODY', [`header ${HEADERS.tenant} is required`]);
+    const search = (req.body as { search?: unknown } | null)?.search;
+    if (typeof search !== 'string') throw ingestError('INGEST_ERR_INVALID_BODY', ['send {"search": "<query string>"}']);
+    return query({ search }, { tenant, version: String(req.headers[HEADERS.version] ?? 'v2'), trace: traceHeaders(req) });
+  });
+
+  // The same read for operators (ingestctl query, tail): any tenant, named by `tenant`, behind the internal token.
+  app.get('/admin/v1/query', async (req): Promise<QueryPage> => {
+    const tenant = (req.query as { tenant?: unknown }).tenant;
+    if (typeof tenant !== 'string' || tenant === '') throw ingestError('INGEST_ERR_INVALID_PARAMETER', ['tenant', 'required: the tenant whose entries to read']);
+    const qmark = req.url.indexOf('?');
+    // parseEntryQuery skips `tenant`; the tenant read is the one named here.
+    return query({ search: qmark === -1 ? '' : req.url.slice(qmark + 1) }, { tenant, version: 'v2', trace: traceHeaders(req) });
+  });
+
   // Embedded mode has one chDB per process, so reads for operators go through this service.
   app.get('/admin/v1/count', async (req) => {
     const q = req.query as { tenant?: string; type?: string; since?: string; table?: string };
@@ -251,6 +278,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWrit
   });
   app.get('/admin/v1/lag', async () => lag());
   registerOpsRoutes(app, { store, drillRoutes: cfg.drillRoutes === true });
+  registerDlqRoutes(app, { admin, topic: be.dlqTopic });
   registerReplayRoutes(app, { log, admin, store, producer, topic: be.topic, dataDir: be.dataDir, liveGate });
 
   app.addHook('preClose', async () => {
@@ -268,7 +296,10 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWrit
     await log.close();
     if (!opts.store) await store.close();
   });
-  const hop: WriteHop = { write: inProcessStage('sink-writer', app.log, (batch: WriteBatch, meta: HopMeta) => traceStage(app, 'sink-writer write', meta.trace, (trace) => write(batch, { ...meta, trace }))) };
+  const hop: WriteHop & QueryHop = {
+    write: inProcessStage('sink-writer', app.log, (batch: WriteBatch, meta: HopMeta) => traceStage(app, 'sink-writer write', meta.trace, (trace) => write(batch, { ...meta, trace }))),
+    query: inProcessStage('sink-writer', app.log, query),
+  };
   // A plain property, not a fastify decorator: in-process callers need it typed, HTTP callers never see it.
   return Object.assign(app as FastifyInstance, { hop });
 }

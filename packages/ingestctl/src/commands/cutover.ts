@@ -23,7 +23,7 @@ import {
   type TenantRoute,
   type TenantsDoc,
 } from '@ingest/tenants';
-import { adminHeaders, parse, table, tenantsFile, UnreachableError, UsageError, type Command, type Io } from '../cli.ts';
+import { adminHeaders, parse, table, tenantsFile, UnreachableError, UsageError, whyUnreachable, type Command, type Io } from '../cli.ts';
 import { EXIT, type ExitCode } from '../exit-codes.ts';
 import { checkEdges, formatEdgeCheck, withRoute, type EdgeView } from './cutover-plan.ts';
 
@@ -485,7 +485,7 @@ export async function edgeView(url: string): Promise<EdgeView> {
       ...(c?.legacy ? { legacy: c.legacy } : {}),
     };
   } catch (e) {
-    return { url, error: `did not answer GET /status (${(e as Error).message})` };
+    return { url, error: `did not answer GET /status (${whyUnreachable(e, 5000)})` };
   }
 }
 

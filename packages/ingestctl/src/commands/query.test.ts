@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../cli.ts';
 import { ctl, fakeServer } from '../../test/cli-fakes.ts';
-import { bucketTable, parseWhen } from './query.ts';
+import { bucketTable } from './query.ts';
+import { parseWhen } from '../cli.ts';
 
 const NOW = Date.UTC(2026, 10, 20, 12, 30);
 

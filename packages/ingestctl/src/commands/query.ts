@@ -1,13 +1,22 @@
 import { TelemetryStore } from '@ingest/storage';
-import { adminHeaders, parse, parseDuration, table, UsageError, type Command, type Io } from '../cli.ts';
+import { ENTRY_TYPES, type QueryPage } from '@ingest/contracts';
+import { adminHeaders, parse, parseDuration, parseWhen, table, UsageError, whyUnreachable, type Command, type Io } from '../cli.ts';
+import { entryRows, filterParams, FILTER_HELP, FILTER_OPTIONS, intFlag, terminalWidth, type FilterValues } from './read.ts';
 import { EXIT, exitForStatus, type ExitCode } from '../exit-codes.ts';
 import { callSink, failure } from './replay.ts';
 
-const HELP = `ingestctl query — read what landed in ClickHouse
+const HELP = `ingestctl query — read what landed in ClickHouse: entries, or counts
 
+  ingestctl query --tenant <id> [filters] [--limit N] [--order desc|asc] [--cursor C] [--json | --ndjson]
   ingestctl query --tenant <id> [--type log|metric|event|health|alert] [--since 15m] --count [--json]
   ingestctl query --count --from <time> [--to <time>] [--by hour|day] [--tenant <id>] [--type T]
                   [--table telemetry|telemetry_shadow|telemetry_mirror] [--json]
+
+Without --count it prints the tenant's entries, newest first (time, type, app, level or name, message
+or value, labels), as a table that fits the terminal; --json prints {"entries":[…],"next":…} and --ndjson
+one entry per line. --limit is 1..10000 (default 100); when more match, the last line gives the
+--cursor for the next page (with --json, "next"). Reads are exact (FINAL) and bounded like GET /v2/query.
+${FILTER_HELP}
 
 --count prints the number of distinct entries (duplicates collapsed, exact: FINAL).
 
@@ -21,24 +30,6 @@ RFC 3339 with a zone (2026-11-20T10:00:00Z), a UTC date (2026-11-20), "now", or 
 Without --from, with CLICKHOUSE_URL set the count goes to ClickHouse; otherwise, and always for
 buckets, through the sink writer (SINK_URL, default http://127.0.0.1:8082), which owns the
 embedded chDB. INGEST_INTERNAL_TOKEN is sent when set.`;
-
-/** RFC 3339 with a zone, a bare UTC date, "now" or "-2h" → epoch ms. */
-export function parseWhen(s: string, now: number, flag: string): number {
-  const t = s.trim();
-  if (t === 'now') return now;
-  const rel = /^-(\d+\s*[smhd])$/.exec(t);
-  if (rel?.[1]) return now - parseDuration(rel[1]);
-  if (/^\d{4}-\d{2}-\d{2}$/.test(t)) {
-    const ms = Date.parse(`${t}T00:00:00Z`);
-    if (Number.isFinite(ms)) return ms;
-  }
-  // A zone is required: a zone-less time is read differently by different machines.
-  if (/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})$/.test(t)) {
-    const ms = Date.parse(t.replace(' ', 'T'));
-    if (Number.isFinite(ms)) return ms;
-  }
-  throw new UsageError(`${flag}=${s} is not a time: use RFC 3339 with a zone (2026-11-20T10:00:00Z), a UTC date (2026-11-20), now, or relative like -2h`);
-}
 
 export interface BucketAnswer {
   table: string;
@@ -99,26 +90,54 @@ async function bucketQuery(values: { tenant?: string | undefined; type?: string 
   return EXIT.OK;
 }
 
+/** The tenant's entries, one page, through the sink writer's /admin/v1/query (the same read as GET /v2/query). */
+async function entries(values: FilterValues & { limit?: string | undefined; order?: string | undefined; cursor?: string | undefined; json?: boolean | undefined; ndjson?: boolean | undefined; since?: string | undefined; by?: string | undefined; table?: string | undefined }, io: Io): Promise<ExitCode> {
+  if (values.since !== undefined || values.by !== undefined || values.table !== undefined) throw new UsageError('--since, --by and --table go with --count; to list entries use --from=-15m');
+  if (values.json && values.ndjson) throw new UsageError('--json and --ndjson do not mix: pick one');
+  const qs = filterParams(values, Date.now());
+  qs.set('limit', String(intFlag(values.limit, 'limit', 100, 1, 10_000)));
+  if (values.order !== undefined) {
+    if (values.order !== 'desc' && values.order !== 'asc') throw new UsageError(`--order ${values.order}: use desc (newest first, the default) or asc`);
+    qs.set('order', values.order);
+  }
+  if (values.cursor !== undefined) qs.set('cursor', values.cursor);
+  const a = await callSink<QueryPage>(io, 'GET', `/admin/v1/query?${qs.toString()}`, undefined, 60_000);
+  if (a.status !== 200) return failure(io, 'query failed', a);
+  const page = a.body;
+  if (values.json) io.out(JSON.stringify({ entries: page.entries, next: page.next }));
+  else if (values.ndjson) for (const e of page.entries) io.out(JSON.stringify(e));
+  else {
+    io.out(page.entries.length === 0 ? '(no entries match)' : entryRows(page.entries, terminalWidth(io)).join('\n'));
+    if (page.next !== null) io.out(`more: add --cursor ${page.next}`);
+  }
+  return EXIT.OK;
+}
+
 export const query: Command = {
   name: 'query',
-  summary: 'count entries in ClickHouse (total, or per hour/day, tenant and type)',
+  summary: "list a tenant's entries (filters, pages), or count them (total, or per hour/day)",
   help: HELP,
   async run(argv, io) {
     const { values } = parse(argv, {
-      tenant: { type: 'string' },
-      type: { type: 'string' },
+      ...FILTER_OPTIONS,
       since: { type: 'string' },
       count: { type: 'boolean' },
-      from: { type: 'string' },
-      to: { type: 'string' },
       by: { type: 'string' },
       table: { type: 'string' },
+      limit: { type: 'string' },
+      order: { type: 'string' },
+      cursor: { type: 'string' },
+      ndjson: { type: 'boolean' },
     });
     if (values.help) {
       io.out(HELP);
       return EXIT.OK;
     }
-    if (!values.count) throw new UsageError('query currently answers counts: add --count');
+    if (!values.count) return entries(values, io);
+    for (const f of ['app', 'label', 'level', 'q', 'name', 'id', 'limit', 'order', 'cursor', 'ndjson'] as const) {
+      if (values[f] !== undefined) throw new UsageError(`--${f} lists entries; --count takes --tenant, --type, --since or --from/--to/--by`);
+    }
+    if (values.type !== undefined && !(ENTRY_TYPES as readonly string[]).includes(values.type)) throw new UsageError(`--type ${values.type}: use one of ${ENTRY_TYPES.join(', ')}`);
     if (values.from !== undefined || values.to !== undefined || values.by !== undefined) {
       if (values.since !== undefined) throw new UsageError('--since and --from/--to/--by do not mix: use --from -6h');
       return bucketQuery(values, io);
@@ -147,7 +166,7 @@ export const query: Command = {
       try {
         res = await fetch(u, { headers: adminHeaders(io.env), signal: AbortSignal.timeout(30_000) });
       } catch (e) {
-        io.err(`cannot reach the sink writer at ${sink} (${(e as Error).message}); is the product running (pnpm start)?`);
+        io.err(`cannot reach the sink writer at ${sink}: ${whyUnreachable(e, 30_000)}; is the product running (pnpm start)?`);
         return EXIT.UNREACHABLE;
       }
       const body = (await res.json()) as { count?: number; error?: { message: string } };

@@ -43,4 +43,29 @@ describe('ingestctl status', () => {
     const parsed = JSON.parse(json.join('')) as { services: Array<{ service: string; status?: Record<string, unknown> }> };
     expect(parsed.services.find((s) => s.service === 'sink-writer')?.status?.['logCorruptRecords']).toBe(3);
   });
+
+  it('says which URL failed and why: refused, unauthorised', async () => {
+    const ok = await fakeService(true, {}, {});
+    // Answers 401 to everything, as a service behind INGEST_INTERNAL_TOKEN would to a caller without it.
+    const locked = createServer((_req, res) => {
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end('{"error":{"code":"INGEST_ERR_INTERNAL_UNAUTHENTICATED"}}');
+    });
+    await new Promise<void>((r) => locked.listen(0, '127.0.0.1', r));
+    const lockedUrl = `http://127.0.0.1:${(locked.address() as AddressInfo).port}`;
+    // A port that was just free: nothing listens there.
+    const gone = createServer();
+    await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
+    const goneUrl = `http://127.0.0.1:${(gone.address() as AddressInfo).port}`;
+    await new Promise((r) => gone.close(r));
+    servers.push(ok.server, locked);
+    const out: string[] = [];
+    const env = { EDGE_URL: goneUrl, NORMALIZER_URL: lockedUrl, SINK_URL: ok.url, EDGE_ADMIN_URL: ok.url, NORMALIZER_ADMIN_URL: ok.url, SINK_ADMIN_URL: ok.url };
+    const code = await runCli(['status'], { out: (s) => out.push(s), err: () => undefined, env });
+    expect(code).toBe(3);
+    const text = out.join('\n');
+    expect(text).toContain(`down: ${goneUrl}/healthz: connection refused`);
+    expect(text).toContain(`down: ${lockedUrl}/healthz: unauthorised (HTTP 401; set INGEST_INTERNAL_TOKEN`);
+    expect(text).not.toMatch(/fetch failed/);
+  });
 });

@@ -1,4 +1,4 @@
-import { parse, table, type Command } from '../cli.ts';
+import { adminHeaders, parse, table, whyUnreachable, type Command, type Io } from '../cli.ts';
 import { EXIT } from '../exit-codes.ts';
 
 const HELP = `ingestctl status — health, budget use, loader lag and log damage of each service
@@ -25,15 +25,31 @@ interface ServiceStatus {
   error?: string;
 }
 
-async function probe(service: string, url: string, adminUrl: string): Promise<ServiceStatus> {
+/** How long each probe waits for an answer. */
+const PROBE_TIMEOUT_MS = 5000;
+
+async function probe(service: string, url: string, adminUrl: string, env: Io['env']): Promise<ServiceStatus> {
   const get = async (base: string, p: string) => {
-    const r = await fetch(new URL(p, base), { signal: AbortSignal.timeout(5000) });
-    return { ok: r.ok, body: (await r.json()) as Record<string, unknown> };
+    const u = new URL(p, base).toString();
+    let r: Response;
+    try {
+      r = await fetch(u, { headers: adminHeaders(env), signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+    } catch (e) {
+      throw new Error(`${u}: ${whyUnreachable(e, PROBE_TIMEOUT_MS)}`);
+    }
+    if (r.status === 401 || r.status === 403) throw new Error(`${u}: unauthorised (HTTP ${r.status}; set INGEST_INTERNAL_TOKEN to the services' token)`);
+    let body: Record<string, unknown>;
+    try {
+      body = (await r.json()) as Record<string, unknown>;
+    } catch {
+      throw new Error(`${u}: answered HTTP ${r.status} with a body that is not JSON (is this the ingest service?)`);
+    }
+    return { ok: r.ok, body };
   };
   try {
     // An unreachable admin listener (wrong *_ADMIN_URL, or run from another host) is not a service
     // that is down: health and readiness still come from the public port.
-    const [h, r, s] = await Promise.all([get(url, '/healthz'), get(url, '/readyz'), get(adminUrl, '/status').catch((e: unknown) => ({ ok: false, body: { error: `admin listener ${adminUrl}: ${(e as Error).message}` } }))]);
+    const [h, r, s] = await Promise.all([get(url, '/healthz'), get(url, '/readyz'), get(adminUrl, '/status').catch((e: unknown) => ({ ok: false, body: { error: `admin listener ${(e as Error).message}` } }))]);
     return { service, url, healthy: h.ok, ready: r.ok, checks: r.body['checks'] as Record<string, string>, status: s.body };
   } catch (e) {
     return { service, url, healthy: false, ready: false, error: (e as Error).message };
@@ -73,7 +89,7 @@ export const status: Command = {
       normalizer: e['NORMALIZER_ADMIN_URL'] ?? `http://127.0.0.1:${e['NORMALIZER_ADMIN_PORT'] ?? 9081}`,
       'sink-writer': e['SINK_ADMIN_URL'] ?? `http://127.0.0.1:${e['SINK_ADMIN_PORT'] ?? 9082}`,
     };
-    const all = await Promise.all((Object.keys(urls) as Array<keyof typeof urls>).map((n) => probe(n, urls[n], admin[n])));
+    const all = await Promise.all((Object.keys(urls) as Array<keyof typeof urls>).map((n) => probe(n, urls[n], admin[n], e)));
     if (values.json) {
       io.out(JSON.stringify({ services: all }));
     } else {
@@ -85,7 +101,7 @@ export const status: Command = {
             return {
               service: s.service,
               url: s.url,
-              health: s.error ? `down (${s.error.slice(0, 40)})` : s.ready ? 'ready' : s.healthy ? notReady(s) : 'down',
+              health: s.error ? `down: ${s.error}` : s.ready ? 'ready' : s.healthy ? notReady(s) : 'down',
               budget: pct(s.status?.['budget']),
               lag: lag === undefined ? '-' : String(lag),
               'log damage': typeof damaged === 'number' ? (damaged === 0 ? '0' : `${damaged} record(s) quarantined`) : '-',

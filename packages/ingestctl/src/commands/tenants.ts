@@ -19,8 +19,9 @@ async function resyncIfRouted(io: Io, tenant: string, json: boolean): Promise<vo
 
 const HELP = `ingestctl tenants — manage tenants and their API keys
 
-  ingestctl tenants add <tenant> [--eps N] [--bps N] [--rps N] [--json]
-      create the tenant (or add a key to it); prints the new API key once
+  ingestctl tenants add <tenant> [--eps N] [--bps N] [--rps N] [--qps N] [--json]
+      create the tenant (or add a key to it); prints the new API key once. Limits per second:
+      --eps entries, --bps bytes, --rps ingest requests, --qps GET /v2/query requests (its own bucket)
   ingestctl tenants list [--json]
   ingestctl tenants revoke-key <tenant> <key-prefix> [--json]
 
@@ -32,7 +33,7 @@ export const tenants: Command = {
   summary: 'add tenants, list them, revoke API keys',
   help: HELP,
   async run(argv, io) {
-    const { values, positionals } = parse(argv, { eps: { type: 'string' }, bps: { type: 'string' }, rps: { type: 'string' } });
+    const { values, positionals } = parse(argv, { eps: { type: 'string' }, bps: { type: 'string' }, rps: { type: 'string' }, qps: { type: 'string' } });
     if (values.help) {
       io.out(HELP);
       return EXIT.OK;
@@ -53,6 +54,7 @@ export const tenants: Command = {
           ...(values.eps ? { entriesPerSecond: num(values.eps, 'eps') } : {}),
           ...(values.bps ? { bytesPerSecond: num(values.bps, 'bps') } : {}),
           ...(values.rps ? { requestsPerSecond: num(values.rps, 'rps') } : {}),
+          ...(values.qps ? { queriesPerSecond: num(values.qps, 'qps') } : {}),
         };
         const r = await addTenantKey(file, id, Object.keys(limits).length ? limits : undefined);
         if (values.json) io.out(JSON.stringify({ tenant: id, apiKey: r.apiKey }));
@@ -67,9 +69,9 @@ export const tenants: Command = {
           keys: t.keys.filter((k) => k.revokedAt === null).length,
           revoked: t.keys.filter((k) => k.revokedAt !== null).length,
           prefixes: t.keys.filter((k) => k.revokedAt === null).map((k) => k.prefix).join(','),
-          limits: JSON.stringify(t.limits),
+          limits: t.limits,
         }));
-        io.out(values.json ? JSON.stringify({ tenants: rows }) : table(rows));
+        io.out(values.json ? JSON.stringify({ tenants: rows }) : table(rows.map((r) => ({ ...r, limits: JSON.stringify(r.limits) }))));
         return EXIT.OK;
       }
       case 'revoke-key': {
