@@ -4,7 +4,7 @@ import { LogUnavailableError, type LogAdmin, type PartitionOffsets, type StoredM
 import { describeTopicConfigs, KAFKA_DEFAULT_MAX_MESSAGE_BYTES, readMaxMessageBytes, type TopicConfigValues, type TopicLimits } from './limits.ts';
 import { describeError, type BackendLogger } from './logging.ts';
 import type { ResolvedOptions } from './options.ts';
-import { retryWhileTopicNotReady, toStoredMessage, unavailable, withDeadline } from './util.ts';
+import { LEADER_MOVING, isTopicNotReady, retryWhileTopicNotReady, toStoredMessage, unavailable, withDeadline } from './util.ts';
 
 /** Consumer restarts one admin read may take before it gives up. */
 const READ_RESTARTS = 3;
@@ -142,6 +142,10 @@ export class KafkaLogAdmin implements LogAdmin {
           if (leaderless.length > 0) throw notReady(`topic ${topic}: ${leaderless.length} partition(s) without a leader yet`);
           return found;
         });
+        // The controller names leaders before every leader serves its partitions: a broker under
+        // load answers ListOffsets with NOT_LEADER_FOR_PARTITION for a moment after. Ready means
+        // the offsets can be read.
+        await whileNotReady('offsets', () => admin.fetchTopicOffsets(topic));
         let configs: TopicConfigValues | undefined;
         try {
           configs = await whileNotReady('configs', () => describeTopicConfigs(admin, topic, [...want.configs.keys(), 'max.message.bytes']));
@@ -172,7 +176,11 @@ export class KafkaLogAdmin implements LogAdmin {
   }
 
   async partitions(topic: string): Promise<PartitionOffsets[]> {
-    const offsets = await this.call(`offsets of ${topic}`, (admin) => admin.fetchTopicOffsets(topic));
+    // A leader moving (a broker restarting, an election) makes this fail for a moment: retried,
+    // bounded. A topic that does not exist fails at once.
+    const offsets = await this.call(`offsets of ${topic}`, (admin) =>
+      retryWhileTopicNotReady(() => admin.fetchTopicOffsets(topic), { attempts: 5, minMs: 100, maxMs: 1_000, retryable: (e) => isTopicNotReady(e, LEADER_MOVING) }),
+    );
     return offsets
       .map((o) => ({ partition: o.partition, low: Number(o.low), high: Number(o.high) }))
       .sort((a, b) => a.partition - b.partition);

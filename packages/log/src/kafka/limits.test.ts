@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { topicMismatches } from './admin.ts';
 import { chunkBySize, estimateRecordBytes, isTooLarge, requestBudget } from './limits.ts';
 import { mergeRanges } from './producer.ts';
-import { isTopicNotReady, retryWhileTopicNotReady } from './util.ts';
+import { LEADER_MOVING, isTopicNotReady, retryWhileTopicNotReady } from './util.ts';
 
 const protocolError = (type: string): Error => Object.assign(new Error(type), { name: 'KafkaJSProtocolError', type });
 
@@ -99,6 +99,26 @@ describe('topic readiness retry', () => {
       }, fast),
     ).rejects.toBe(err);
     expect(calls).toBe(5);
+  });
+
+  it('with LEADER_MOVING, retries a leader between brokers but fails at once on a missing topic', async () => {
+    const moving = { ...fast, retryable: (e: unknown) => isTopicNotReady(e, LEADER_MOVING) };
+    let calls = 0;
+    const got = await retryWhileTopicNotReady(async () => {
+      if (++calls === 1) throw protocolError('NOT_LEADER_FOR_PARTITION');
+      return 'offsets';
+    }, moving);
+    expect(got).toBe('offsets');
+    expect(calls).toBe(2);
+    const missing = protocolError('UNKNOWN_TOPIC_OR_PARTITION');
+    let missingCalls = 0;
+    await expect(
+      retryWhileTopicNotReady(async () => {
+        missingCalls++;
+        throw missing;
+      }, moving),
+    ).rejects.toBe(missing);
+    expect(missingCalls).toBe(1);
   });
 
   it('does not retry anything else', async () => {

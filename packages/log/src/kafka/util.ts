@@ -82,10 +82,10 @@ export function toStoredMessage(topic: string, partition: number, m: KafkaMessag
 const TOPIC_NOT_READY = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE', 'NOT_LEADER_FOR_PARTITION']);
 
 /** True when `err` (or anything it wraps) says a topic is not ready yet, not that it is missing for good. */
-export function isTopicNotReady(err: unknown): boolean {
+export function isTopicNotReady(err: unknown, types: ReadonlySet<string> = TOPIC_NOT_READY): boolean {
   for (let e: unknown = err, depth = 0; e !== null && typeof e === 'object' && depth < 8; depth++) {
     const { type, cause, originalError, name } = e as { type?: unknown; cause?: unknown; originalError?: unknown; name?: unknown };
-    if (typeof type === 'string' && TOPIC_NOT_READY.has(type)) return true;
+    if (typeof type === 'string' && types.has(type)) return true;
     // kafkajs' createTopics({ waitForLeaders }) gives up with this when leaders take long to elect.
     if (name === 'KafkaJSTimeout' && /topic leaders/i.test((e as Error).message)) return true;
     e = cause ?? originalError;
@@ -93,9 +93,14 @@ export function isTopicNotReady(err: unknown): boolean {
   return false;
 }
 
+/** A partition between leaders (an election, a broker restarting): the topic exists, retry. */
+export const LEADER_MOVING: ReadonlySet<string> = new Set(['LEADER_NOT_AVAILABLE', 'NOT_LEADER_FOR_PARTITION']);
+
 export interface TopicRetryOptions {
   /** Attempts in all, the first included. */
   attempts: number;
+  /** Which failures are retried; default: the topic not ready yet (isTopicNotReady). */
+  retryable?: (err: unknown) => boolean;
   minMs: number;
   maxMs: number;
   /** Told before each wait. */
@@ -112,7 +117,7 @@ export async function retryWhileTopicNotReady<T>(fn: () => Promise<T>, opts: Top
     try {
       return await fn();
     } catch (err) {
-      if (attempt >= opts.attempts || !isTopicNotReady(err)) throw err;
+      if (attempt >= opts.attempts || !(opts.retryable ?? isTopicNotReady)(err)) throw err;
       const wait = backoffMs(attempt, { initialMs: opts.minMs, maxMs: opts.maxMs });
       opts.onRetry?.(attempt, wait, err);
       await sleep(wait);
