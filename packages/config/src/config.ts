@@ -180,6 +180,8 @@ export interface SinkConfig {
   drillRoutes?: boolean;
   /** Bounds of every GET /v2/query the sink writer runs (README "Reading entries back"). */
   query: { maxExecutionSeconds: number; maxRowsRead: number; maxMemoryBytes: number };
+  /** The rollup refresher (README "Rollups"), run beside the loader. */
+  rollups: { enabled: boolean; intervalMs: number; settleMs: number };
 }
 
 export interface LoggingConfig {
@@ -348,6 +350,13 @@ export function loadConfig(env: Env = process.env): IngestConfig {
         maxExecutionSeconds: r.int('QUERY_MAX_EXECUTION_SECONDS', 10, { min: 1, max: 600 }),
         maxRowsRead: r.int('QUERY_MAX_ROWS_READ', 10_000_000, { min: 1 }),
         maxMemoryBytes: r.bytes('QUERY_MAX_MEMORY_BYTES', 256 * 1024 * 1024),
+      },
+      rollups: {
+        enabled: r.oneOf('ROLLUP_ENABLED', ['true', 'false'] as const, 'true') === 'true',
+        intervalMs: r.int('ROLLUP_INTERVAL_MS', 10_000, { min: 100, max: 3_600_000 }),
+        // Longer than the store's 60 s request timeout: an insert that began before a cycle and
+        // committed after it is counted by a later one.
+        settleMs: r.int('ROLLUP_SETTLE_MS', 90_000, { min: 0, max: 86_400_000 }),
       },
     },
   };

@@ -49,6 +49,7 @@ export const ERROR_CATALOG = {
   INGEST_ERR_QUERY_TIMEOUT: { status: 422, retryable: false, scope: 'request', message: 'the query ran longer than its bound of %s s; narrow it (a shorter from/to window, type, app or label filters)' },
   INGEST_ERR_QUERY_TOO_MANY_ROWS: { status: 422, retryable: false, scope: 'request', message: 'the query would read more than %s stored rows; narrow it (a shorter from/to window, type, app or label filters)' },
   INGEST_ERR_QUERY_MEMORY: { status: 422, retryable: false, scope: 'request', message: 'the query needs more than its memory bound of %s bytes; narrow it or lower limit' },
+  INGEST_ERR_ROLLUP_TOO_MANY_BUCKETS: { status: 422, retryable: false, scope: 'request', message: 'more than %s rollup buckets match; narrow from/to, filter by type, app or name, use rollup=1h, or raise limit (at most 10000)' },
   INGEST_ERR_QUERY_RATE: { status: 429, retryable: true, scope: 'request', message: 'tenant %s is over its query rate of %s queries/s (separate from its ingest rate); retry after %s s' },
   INGEST_ERR_SQL_REFUSED: { status: 403, retryable: false, scope: 'request', message: 'ingestctl sql runs read-only statements only: %s' },
 

@@ -3,7 +3,7 @@ export type { CatalogEntry, ErrorCode, EntryErrorCode, ErrorBody } from './error
 export { ENTRY_TYPES, DEFAULT_TIME_WINDOW } from './entry.ts';
 export type { EntryType, WireEntry, NormalizedEntry, EntryRejection, DeadLetter, IngestResult } from './entry.ts';
 export { ROUTES, HEADERS, INGEST_VERSIONS } from './internal.ts';
-export type { NormalizeRequest, RefusedItem, WriteBatch, WriteResult, HopMeta, NormalizeHop, WriteHop, QueryRequest, QueryPage, QueryHop, StoredEntry } from './internal.ts';
+export type { NormalizeRequest, RefusedItem, WriteBatch, WriteResult, HopMeta, NormalizeHop, WriteHop, QueryRequest, QueryPage, RollupPage, CountBucket, MetricBucket, QueryHop, StoredEntry } from './internal.ts';
 export { TOPICS } from './topics.ts';
 export type {
   TimeSpan,

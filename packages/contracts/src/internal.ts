@@ -126,6 +126,35 @@ export interface QueryPage {
   next: string | null;
 }
 
+/** One minute (or hour) of a tenant's entries by type, app and level, as `FINAL` counts them. */
+export interface CountBucket {
+  time: string;
+  type: string;
+  app: string;
+  level: string;
+  count: number;
+}
+
+/** One minute (or hour) of one metric series (name, label set, app): its points' count, sum, min, max. */
+export interface MetricBucket {
+  time: string;
+  name: string;
+  app: string;
+  labels: Record<string, string>;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+}
+
+/** GET /v2/query?rollup=1m|1h: every bucket of the window, never a partial list (too many is a 400). */
+export interface RollupPage {
+  rollup: '1m' | '1h';
+  counts: CountBucket[];
+  metrics: MetricBucket[];
+  next: null;
+}
+
 export interface QueryHop {
-  query(request: QueryRequest, meta: HopMeta): Promise<QueryPage>;
+  query(request: QueryRequest, meta: HopMeta): Promise<QueryPage | RollupPage>;
 }

@@ -1,4 +1,4 @@
-import { HEADERS, IngestError, ROUTES, ingestError, type HopMeta, type IngestResult, type NormalizeHop, type NormalizeRequest, type QueryHop, type QueryPage, type QueryRequest, type WriteBatch, type WriteHop, type WriteResult } from '@ingest/contracts';
+import { HEADERS, IngestError, ROUTES, ingestError, type HopMeta, type IngestResult, type NormalizeHop, type NormalizeRequest, type QueryHop, type QueryPage, type QueryRequest, type RollupPage, type WriteBatch, type WriteHop, type WriteResult } from '@ingest/contracts';
 import { HopClient, type HopOptions } from './client.ts';
 import { jsonKeepingInfinity } from './json-text.ts';
 
@@ -55,8 +55,8 @@ export class HttpQueryHop implements QueryHop {
     this.client = new HopClient(baseUrl, opts);
   }
 
-  query(request: QueryRequest, meta: HopMeta): Promise<QueryPage> {
-    return this.client.postJson<QueryPage>(ROUTES.query, request, metaHeaders(meta));
+  query(request: QueryRequest, meta: HopMeta): Promise<QueryPage | RollupPage> {
+    return this.client.postJson<QueryPage | RollupPage>(ROUTES.query, request, metaHeaders(meta));
   }
 
   close(graceMs?: number): Promise<void> {

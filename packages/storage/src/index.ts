@@ -13,5 +13,6 @@ export { BUCKETS, isBucket, countBuckets, drillDeleteWindow, runReadOnly, READ_O
 export type { Bucket, BucketQuery, BucketRow, ReadOnlyLimits, ReadOnlyResult } from './ops.ts';
 export { MIN_CLICKHOUSE_VERSION, UnsupportedClickHouseVersionError, assertServerVersion, versionAtLeast } from './server-version.ts';
 export type { VersionProbe } from './server-version.ts';
-export { queryEntries, parseEntryQuery, parseQueryTime, encodeCursor, decodeCursor, QUERY_PARAMS, QUERY_DEFAULT_LIMIT, QUERY_MAX_LIMIT } from './query.ts';
-export type { EntryQuery, CursorKey, QueryBounds } from './query.ts';
+export { queryEntries, parseEntryQuery, parseQueryTime, encodeCursor, decodeCursor, QUERY_PARAMS, QUERY_DEFAULT_LIMIT, QUERY_MAX_LIMIT, ROLLUPS } from './query.ts';
+export type { EntryQuery, CursorKey, QueryBounds, Rollup } from './query.ts';
+export { ROLLUP_TABLES, recomputeMarked, markDay, markWindow, readWatermark, writeWatermark, markerClock, queryRollups } from './rollups.ts';

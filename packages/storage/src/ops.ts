@@ -1,4 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
+import { markWindow } from './rollups.ts';
 import { TABLES, type TableName } from './store.ts';
 
 /** Bucket widths `ingestctl query --by` offers; the SQL function is picked from this map, never built. */
@@ -182,5 +183,7 @@ export async function drillDeleteWindow(client: ClickHouseClient, q: { tenant: s
   const n = Number((await rs.json<{ n: string | number }>())[0]?.n ?? 0);
   // In the statement, not clickhouse_settings: chDB would keep those for the whole session.
   await client.command({ query: `ALTER TABLE ${TABLES.live} DELETE WHERE ${where} SETTINGS mutations_sync = 2`, query_params: params });
+  // A delete does not fire the rollups' view: the window's minutes are marked for recomputing.
+  await markWindow(client, q.tenant, q.fromMs, q.toMs);
   return n;
 }

@@ -47,6 +47,18 @@ describe('queryEntries bounds on chDB', () => {
     expect(page.next).not.toBeNull();
   });
 
+  it('over its execution time: a 422 INGEST_ERR_QUERY_TIMEOUT, and the next query is answered', async () => {
+    // Enough rows that a substring search over them runs past a 1 ms bound (ClickHouse checks between blocks).
+    await store.client.command({
+      query: `INSERT INTO telemetry (tenant_id, id, type, ts, received_at, app, source, name, value, unit, level, message, labels, data, log_partition, log_offset)
+              SELECT 'slow', toString(number), 'log', fromUnixTimestamp64Milli(toInt64(${t0} + number)), now64(3), 'a', 's', '', NULL, '', 'info', repeat('x', 200), map(), '{}', 1, number
+              FROM numbers(400000)`,
+    });
+    const q = parseEntryQuery('q=needle-that-is-nowhere', 'slow', t0);
+    expect(await refusal(queryEntries(store.client, q, { ...roomy, maxExecutionSeconds: 0.001 }))).toEqual(['INGEST_ERR_QUERY_TIMEOUT', 422]);
+    expect((await queryEntries(store.client, parseEntryQuery('limit=1', 'slow', t0), roomy)).entries).toHaveLength(1);
+  });
+
   it('readonly: the statement cannot change settings or write, whatever the values', async () => {
     const q = parseEntryQuery(`q=${encodeURIComponent("'); DROP TABLE telemetry; --")}&label.${encodeURIComponent("k'] = '' OR 1=1 --")}=x`, 'acme', t0);
     expect((await queryEntries(store.client, q, roomy)).entries).toEqual([]);

@@ -11,7 +11,12 @@ const MAX_LABEL_FILTERS = 32;
 const MAX_VALUE_CHARS = 1024;
 
 /** Parameters GET /v2/query takes besides `label.<key>`; the message of an unknown one lists them. */
-export const QUERY_PARAMS = ['type', 'app', 'from', 'to', 'level', 'q', 'name', 'id', 'limit', 'cursor', 'order'] as const;
+export const QUERY_PARAMS = ['type', 'app', 'from', 'to', 'level', 'q', 'name', 'id', 'limit', 'cursor', 'order', 'rollup'] as const;
+/** Rollup resolutions: minutes as stored, hours summed from them. */
+export const ROLLUPS = ['1m', '1h'] as const;
+export type Rollup = (typeof ROLLUPS)[number];
+/** Entry filters a rollup has no column for. */
+const NOT_IN_ROLLUPS = ['q', 'id', 'cursor'] as const;
 /**
  * Parameters a client may send that name a tenant. They are ignored, not refused: the tenant is
  * the API key's, whatever the query string says.
@@ -35,6 +40,8 @@ export interface EntryQuery {
   order: 'desc' | 'asc';
   /** Keyset position: the page starts strictly after this (ts, id, type) in `order`. */
   after?: CursorKey;
+  /** Buckets from the rollup tables instead of entries; `limit` then bounds the buckets (all or a 422). */
+  rollup?: Rollup;
 }
 
 export interface CursorKey {
@@ -128,6 +135,10 @@ export function parseEntryQuery(search: string, tenant: string, now: number): En
       case 'cursor':
         q.after = decodeCursor(value);
         break;
+      case 'rollup':
+        if (!(ROLLUPS as readonly string[]).includes(value)) throw bad('rollup', `"${value.slice(0, 64)}": use ${ROLLUPS.join(' or ')}`);
+        q.rollup = value as Rollup;
+        break;
       case 'app':
       case 'level':
       case 'q':
@@ -137,6 +148,11 @@ export function parseEntryQuery(search: string, tenant: string, now: number): En
         q[key] = value;
         break;
     }
+  }
+  if (q.rollup !== undefined) {
+    for (const p of NOT_IN_ROLLUPS) if (seen.has(p)) throw bad(p, `not available with rollup (buckets have no ${p === 'q' ? 'message' : p}); leave it out`);
+    // A rollup answers every bucket or none: the limit defaults to the most, not to one page.
+    if (!seen.has('limit')) q.limit = QUERY_MAX_LIMIT;
   }
   if (q.fromMs !== undefined && q.toMs !== undefined && q.fromMs >= q.toMs) throw bad('from', `${new Date(q.fromMs).toISOString()} is not before to (${new Date(q.toMs).toISOString()}); the window is [from, to)`);
   return q;
@@ -159,13 +175,26 @@ interface RawRow {
 }
 
 /** ClickHouse's limit errors → the catalog's 4xx that says which bound was hit. */
-function boundError(e: unknown, b: QueryBounds): IngestError | undefined {
+export function boundError(e: unknown, b: QueryBounds): IngestError | undefined {
   const type = (e as { type?: unknown }).type;
   const code = Number((e as { code?: unknown }).code);
   if (type === 'TIMEOUT_EXCEEDED' || code === 159) return ingestError('INGEST_ERR_QUERY_TIMEOUT', [b.maxExecutionSeconds], { cause: e });
   if (type === 'TOO_MANY_ROWS' || code === 158) return ingestError('INGEST_ERR_QUERY_TOO_MANY_ROWS', [b.maxRowsRead], { cause: e });
   if (type === 'MEMORY_LIMIT_EXCEEDED' || code === 241) return ingestError('INGEST_ERR_QUERY_MEMORY', [b.maxMemoryBytes], { cause: e });
   return undefined;
+}
+
+/** A read's SETTINGS clause: its bounds, then readonly=1 (last: it forbids changing settings, including those after it). */
+export function boundSettings(bounds: QueryBounds): string {
+  return [
+    // Seconds, fractions allowed (ClickHouse takes them; the config asks for whole seconds).
+    `max_execution_time = ${Number(bounds.maxExecutionSeconds.toFixed(3))}`,
+    `timeout_overflow_mode = 'throw'`,
+    `max_rows_to_read = ${Math.floor(bounds.maxRowsRead)}`,
+    `read_overflow_mode = 'throw'`,
+    `max_memory_usage = ${Math.floor(bounds.maxMemoryBytes)}`,
+    `readonly = 1`,
+  ].join(', ');
 }
 
 /**
@@ -223,15 +252,7 @@ export async function queryEntries(client: ClickHouseClient, q: EntryQuery, boun
     params['cid'] = q.after.id;
     params['cty'] = q.after.type;
   }
-  const settings = [
-    `max_execution_time = ${Math.floor(bounds.maxExecutionSeconds)}`,
-    `timeout_overflow_mode = 'throw'`,
-    `max_rows_to_read = ${Math.floor(bounds.maxRowsRead)}`,
-    `read_overflow_mode = 'throw'`,
-    `max_memory_usage = ${Math.floor(bounds.maxMemoryBytes)}`,
-    // Last: readonly=1 forbids changing settings, including those after it in the same clause.
-    `readonly = 1`,
-  ].join(', ');
+  const settings = boundSettings(bounds);
   // Output aliases never reuse a column's name: WHERE would read the alias (ms) instead of the column.
   const sql =
     `SELECT id, toString(type) AS type, toUnixTimestamp64Milli(ts) AS ts_ms, toUnixTimestamp64Milli(received_at) AS received_ms, toString(app) AS app, toString(source) AS source, ` +

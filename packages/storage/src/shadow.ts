@@ -1,3 +1,4 @@
+import { markDay } from './rollups.ts';
 import { TABLES, type TelemetryStore } from './store.ts';
 
 /**
@@ -231,6 +232,8 @@ export class ShadowStore {
       query: `ALTER TABLE ${TABLES.live} REPLACE PARTITION {day:UInt32} FROM ${table}`,
       query_params: { day },
     });
+    // The rollups' view does not see a replaced partition: its minutes are marked for recomputing.
+    await markDay(this.store.client, day);
   }
 
   /** Empties the shadow table, or one day of it. */

@@ -1,16 +1,17 @@
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { HEADERS, INGEST_VERSIONS, ROUTES, ingestError, type HopMeta, type QueryHop, type QueryPage, type QueryRequest, type WriteBatch, type WriteHop, type WriteResult } from '@ingest/contracts';
+import { HEADERS, INGEST_VERSIONS, ROUTES, IngestError, ingestError, type HopMeta, type QueryHop, type QueryPage, type QueryRequest, type RollupPage, type WriteBatch, type WriteHop, type WriteResult } from '@ingest/contracts';
 import { inProcessStage, splitWriteBody } from '@ingest/internal-http';
 import type { BackendConfig, SinkConfig } from '@ingest/config';
 import { LogRecordTooLargeError, LogUnavailableError, openLog, type DurableLog, type LogMessage } from '@ingest/log';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
-import { TABLES, TelemetryStore, parseEntryQuery, queryEntries, type TableName } from '@ingest/storage';
+import { TABLES, TelemetryStore, parseEntryQuery, queryEntries, queryRollups, type TableName } from '@ingest/storage';
 import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, traceHeaders, traceStage, traceUnder, type LoggingOptions } from '@ingest/observability';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { LogBatcher } from './batch/log-batcher.ts';
 import { ClickHouseLoader } from './loader/clickhouse-loader.ts';
 import { DayGate } from './loader/day-gate.ts';
+import { RollupRefresher } from './rollups/refresher.ts';
 import { registerReplayRoutes } from './replay/routes.ts';
 import { registerOpsRoutes } from './ops-routes.ts';
 import { registerDlqRoutes } from './dlq-routes.ts';
@@ -55,6 +56,10 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWrit
   const insertSeconds = new Histogram({ name: 'ingest_loader_insert_seconds', help: 'ClickHouse insert latency per batch', registers: [metrics.registry], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
   const corruptRecords = new Counter({ name: 'ingest_log_corrupt_records_total', help: 'Damaged log records stepped over and quarantined (their entries are lost)', registers: [metrics.registry] });
   let corruptSeen = 0;
+  const queries = new Counter({ name: 'ingest_query_requests_total', help: 'Reads (GET /v2/query, ingestctl query/tail) by kind and result: ok or the error code', labelNames: ['kind', 'result'], registers: [metrics.registry] });
+  const querySeconds = new Histogram({ name: 'ingest_query_seconds', help: 'Time to answer a read, by kind', labelNames: ['kind'], registers: [metrics.registry], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
+  const rollupCycles = new Counter({ name: 'ingest_rollup_cycles_total', help: 'Rollup refresh cycles by result (ok, error)', labelNames: ['result'], registers: [metrics.registry] });
+  const rollupSeconds = new Histogram({ name: 'ingest_rollup_cycle_seconds', help: 'Time of one rollup refresh cycle', registers: [metrics.registry], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
   const lagGauge = new Gauge({
     name: 'ingest_loader_lag_messages',
     help: 'Messages in the log not yet loaded',
@@ -154,6 +159,23 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWrit
     });
     mirrorLoader.start();
   }
+  // Beside the loader: whoever loads live keeps its rollups equal to it.
+  let rollups: RollupRefresher | undefined;
+  if (cfg.loaderEnabled && cfg.rollups.enabled) {
+    rollups = new RollupRefresher(store.client, {
+      intervalMs: cfg.rollups.intervalMs,
+      settleMs: cfg.rollups.settleMs,
+      onCycle: (c) => {
+        rollupCycles.inc({ result: 'ok' });
+        rollupSeconds.observe(c.ms / 1000);
+      },
+      onError: (e) => {
+        rollupCycles.inc({ result: 'error' });
+        app.log.warn({ err: e }, 'rollup refresh failed; the next cycle reads the same markers again');
+      },
+    });
+    rollups.start();
+  }
 
   const lag = async () => {
     const [parts, committed] = await Promise.all([admin.partitions(be.topic), admin.committed(cfg.loaderGroup, be.topic)]);
@@ -183,7 +205,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWrit
       const logCheck = appends.ok ? log.kind : `appends failing: ${appends.failing.map((f) => f.error).join('; ').slice(0, 300)}`;
       return { ready: !closing && appends.ok, checks: { log: logCheck, store: ch ? `ok (${store.kind})` : 'unreachable', ...(lastLoadError ? { loader: lastLoadError } : {}) } };
     },
-    status: async () => ({ budget: budget.snapshot(), log: log.kind, store: store.kind, lag: await lag().catch((e: unknown) => ({ error: (e as Error).message })), logCorruptRecords: corruptSeen }),
+    status: async () => ({ budget: budget.snapshot(), log: log.kind, store: store.kind, lag: await lag().catch((e: unknown) => ({ error: (e as Error).message })), logCorruptRecords: corruptSeen, rollups: rollups?.status() ?? 'off' }),
   });
 
   /** Appends the normalizer's rows and dead letters as they are; the 2xx waits for the log. */
@@ -242,12 +264,25 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWrit
    * A tenant's read (GET /v2/query on the edge). The tenant is the hop's, which the edge took from
    * the API key; the query string is parsed here and every value bound as a parameter.
    */
-  const query = async (request: QueryRequest, meta: HopMeta): Promise<QueryPage> => {
+  const query = async (request: QueryRequest, meta: HopMeta): Promise<QueryPage | RollupPage> => {
     if (closing) throw ingestError('INGEST_ERR_SHUTTING_DOWN', [], { retryAfterSeconds: 1 });
-    const q = parseEntryQuery(request.search, meta.tenant, Date.now());
-    return queryEntries(store.client, q, cfg.query);
+    const started = performance.now();
+    let kind = 'entries';
+    try {
+      const q = parseEntryQuery(request.search, meta.tenant, Date.now());
+      const { rollup } = q;
+      kind = rollup === undefined ? 'entries' : `rollup_${rollup}`;
+      const page = rollup === undefined ? await queryEntries(store.client, q, cfg.query) : await queryRollups(store.client, { ...q, rollup }, cfg.query);
+      queries.inc({ kind, result: 'ok' });
+      return page;
+    } catch (e) {
+      queries.inc({ kind, result: e instanceof IngestError ? e.code : 'error' });
+      throw e;
+    } finally {
+      querySeconds.observe({ kind }, (performance.now() - started) / 1000);
+    }
   };
-  app.post(ROUTES.query, async (req): Promise<QueryPage> => {
+  app.post(ROUTES.query, async (req): Promise<QueryPage | RollupPage> => {
     const tenant = req.headers[HEADERS.tenant];
     if (typeof tenant !== 'string' || tenant === '') throw ingestError('INGEST_ERR_INVALID_BODY', [`header ${HEADERS.tenant} is required`]);
     const search = (req.body as { search?: unknown } | null)?.search;
@@ -256,7 +291,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWrit
   });
 
   // The same read for operators (ingestctl query, tail): any tenant, named by `tenant`, behind the internal token.
-  app.get('/admin/v1/query', async (req): Promise<QueryPage> => {
+  app.get('/admin/v1/query', async (req): Promise<QueryPage | RollupPage> => {
     const tenant = (req.query as { tenant?: unknown }).tenant;
     if (typeof tenant !== 'string' || tenant === '') throw ingestError('INGEST_ERR_INVALID_PARAMETER', ['tenant', 'required: the tenant whose entries to read']);
     const qmark = req.url.indexOf('?');
@@ -277,6 +312,12 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWrit
     return store.rowStats(tableParam(q.table), q.tenant);
   });
   app.get('/admin/v1/lag', async () => lag());
+  // One rollup cycle now, after the one in progress: for operators after a repair, and for tests.
+  app.post('/admin/v1/rollups/refresh', async () => {
+    if (!rollups) throw ingestError('INGEST_ERR_INVALID_PARAMETER', ['rollups', 'this sink writer runs no rollup refresher (LOADER_ENABLED or ROLLUP_ENABLED is false)']);
+    await rollups.refreshNow();
+    return rollups.status();
+  });
   registerOpsRoutes(app, { store, drillRoutes: cfg.drillRoutes === true });
   registerDlqRoutes(app, { admin, topic: be.dlqTopic });
   registerReplayRoutes(app, { log, admin, store, producer, topic: be.topic, dataDir: be.dataDir, liveGate });
@@ -292,6 +333,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWrit
     await mirrored.close();
     await loader?.close();
     await mirrorLoader?.close();
+    await rollups?.close();
     await producer.close();
     await log.close();
     if (!opts.store) await store.close();

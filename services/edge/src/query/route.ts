@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { HEADERS, ingestError, type QueryHop, type QueryPage } from '@ingest/contracts';
+import { HEADERS, ingestError, type QueryHop, type QueryPage, type RollupPage } from '@ingest/contracts';
 import { traceHeaders } from '@ingest/observability';
 import type { TakeResult } from '../rate/rate-store.ts';
 
@@ -24,7 +24,7 @@ export function registerQueryRoute(scope: FastifyInstance, deps: QueryRouteDeps)
     '/v2/query',
     // Reads are counted in their own bucket below, not in the ingest request rate.
     { config: { rateLimit: false } },
-    async (req: FastifyRequest, reply: FastifyReply): Promise<QueryPage | FastifyReply> => {
+    async (req: FastifyRequest, reply: FastifyReply): Promise<QueryPage | RollupPage | FastifyReply> => {
       const principal = req.principal;
       if (!principal) throw ingestError('INGEST_ERR_UNAUTHENTICATED');
       const { tenant } = principal;
@@ -44,7 +44,12 @@ export function registerQueryRoute(scope: FastifyInstance, deps: QueryRouteDeps)
       const accept = String(req.headers.accept ?? '');
       if (NDJSON_TYPES.some((t) => accept.includes(t))) {
         let body = '';
-        for (const e of page.entries) body += `${JSON.stringify(e)}\n`;
+        if ('entries' in page) for (const e of page.entries) body += `${JSON.stringify(e)}\n`;
+        else {
+          // One bucket per line, each saying which list it belongs to.
+          for (const c of page.counts) body += `${JSON.stringify({ kind: 'count', ...c })}\n`;
+          for (const m of page.metrics) body += `${JSON.stringify({ kind: 'metric', ...m })}\n`;
+        }
         return reply.type('application/x-ndjson').send(body);
       }
       return page;
