@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StoredEntry } from '@ingest/contracts';
+import type { RollupPage, StoredEntry } from '@ingest/contracts';
 import { runCli } from '@ingest/ingestctl';
 import type { TelemetryStore } from '@ingest/storage';
 import { TOPOLOGIES, postIngest, startInProcessStack, waitUntil, type InProcessStack } from '@ingest/testkit';
@@ -117,6 +117,24 @@ describe.each(TOPOLOGIES)('ingestctl query, tail and dlq against a running produ
 
     // --count stays.
     expect((await cli(['query', '--tenant', tenant, '--count', '--json'], env)).out).toBe('{"count":3}');
+  });
+
+  it('query --rollup prints the minute buckets (counts and metric series) once the refresher has run, as a table and as JSON', async () => {
+    const refreshed = await fetch(new URL('/admin/v1/rollups/refresh', stack.sinkUrl), { method: 'POST', headers: { 'x-ingest-internal-token': stack.config.sink.internalToken ?? '' } });
+    expect(refreshed.status).toBe(200);
+    const j = await cli(['query', '--tenant', tenant, '--rollup', '1h', '--json'], env);
+    expect(j.code, j.err).toBe(0);
+    const page = JSON.parse(j.out) as RollupPage;
+    expect(page.counts.reduce((a, c) => a + c.count, 0)).toBe(3);
+    expect(page.metrics).toEqual([expect.objectContaining({ name: 'cpu', app: 'api', labels: { env: 'prod' }, count: 1, sum: 0.5, min: 0.5, max: 0.5 })]);
+    const t = await cli(['query', '--tenant', tenant, '--rollup', '1m', '--type', 'log'], env);
+    expect(t.code, t.err).toBe(0);
+    expect(t.out).toMatch(/entries per minute \(UTC\)/);
+    expect(t.out).toMatch(/log\s+api\s+error\s+1/);
+    expect(t.out).not.toMatch(/metric series/);
+    const bad = await cli(['query', '--tenant', tenant, '--rollup', '5m'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--rollup 5m: use 1m or 1h/);
   });
 
   it('tenants list --json prints limits as objects', async () => {

@@ -1,5 +1,5 @@
 import { TelemetryStore } from '@ingest/storage';
-import { ENTRY_TYPES, type QueryPage } from '@ingest/contracts';
+import { ENTRY_TYPES, type QueryPage, type RollupPage } from '@ingest/contracts';
 import { adminHeaders, parse, parseDuration, parseWhen, table, UsageError, whyUnreachable, type Command, type Io } from '../cli.ts';
 import { entryRows, filterParams, FILTER_HELP, FILTER_OPTIONS, intFlag, terminalWidth, type FilterValues } from './read.ts';
 import { EXIT, exitForStatus, type ExitCode } from '../exit-codes.ts';
@@ -8,6 +8,7 @@ import { callSink, failure } from './replay.ts';
 const HELP = `ingestctl query — read what landed in ClickHouse: entries, or counts
 
   ingestctl query --tenant <id> [filters] [--limit N] [--order desc|asc] [--cursor C] [--json | --ndjson]
+  ingestctl query --tenant <id> --rollup 1m|1h [--from T --to T --type T --app A --level L --name N --label k=v]
   ingestctl query --tenant <id> [--type log|metric|event|health|alert] [--since 15m] --count [--json]
   ingestctl query --count --from <time> [--to <time>] [--by hour|day] [--tenant <id>] [--type T]
                   [--table telemetry|telemetry_shadow|telemetry_mirror] [--json]
@@ -17,6 +18,10 @@ or value, labels), as a table that fits the terminal; --json prints {"entries":[
 one entry per line. --limit is 1..10000 (default 100); when more match, the last line gives the
 --cursor for the next page (with --json, "next"). Reads are exact (FINAL) and bounded like GET /v2/query.
 ${FILTER_HELP}
+
+--rollup prints the tenant's rollup buckets (GET /v2/query?rollup=…): entries per minute or hour by
+type, app and level, and per metric series count, sum, min and max — exact like FINAL, trailing live by
+up to ROLLUP_INTERVAL_MS. --json prints the answer, --ndjson one bucket per line.
 
 --count prints the number of distinct entries (duplicates collapsed, exact: FINAL).
 
@@ -90,6 +95,35 @@ async function bucketQuery(values: { tenant?: string | undefined; type?: string 
   return EXIT.OK;
 }
 
+async function rollups(values: FilterValues & { rollup: string; limit?: string | undefined; order?: string | undefined; cursor?: string | undefined; json?: boolean | undefined; ndjson?: boolean | undefined }, io: Io): Promise<ExitCode> {
+  if (values.rollup !== '1m' && values.rollup !== '1h') throw new UsageError(`--rollup ${values.rollup}: use 1m or 1h`);
+  for (const f of ['q', 'id', 'cursor'] as const) if (values[f] !== undefined) throw new UsageError(`--${f} lists entries; rollup buckets have no ${f === 'q' ? 'message' : f}`);
+  const qs = filterParams(values, Date.now());
+  qs.set('rollup', values.rollup);
+  if (values.limit !== undefined) qs.set('limit', String(intFlag(values.limit, 'limit', 10_000, 1, 10_000)));
+  if (values.order !== undefined) {
+    if (values.order !== 'desc' && values.order !== 'asc') throw new UsageError(`--order ${values.order}: use desc (newest first, the default) or asc`);
+    qs.set('order', values.order);
+  }
+  const a = await callSink<RollupPage>(io, 'GET', `/admin/v1/query?${qs.toString()}`, undefined, 60_000);
+  if (a.status !== 200) return failure(io, 'query failed', a);
+  const page = a.body;
+  if (values.json) io.out(JSON.stringify(page));
+  else if (values.ndjson) {
+    for (const c of page.counts) io.out(JSON.stringify({ kind: 'count', ...c }));
+    for (const m of page.metrics) io.out(JSON.stringify({ kind: 'metric', ...m }));
+  } else {
+    const parts: string[] = [];
+    if (page.counts.length > 0) parts.push(`entries per ${values.rollup === '1h' ? 'hour' : 'minute'} (UTC)`, '', table(page.counts.map((c) => ({ time: c.time, type: c.type, app: c.app, level: c.level, count: c.count }))));
+    if (page.metrics.length > 0) {
+      if (parts.length > 0) parts.push('');
+      parts.push(`metric series per ${values.rollup === '1h' ? 'hour' : 'minute'} (UTC)`, '', table(page.metrics.map((m) => ({ time: m.time, name: m.name, app: m.app, labels: Object.entries(m.labels).map(([k, v]) => `${k}=${v}`).join(','), count: m.count, sum: m.sum, min: m.min, max: m.max }))));
+    }
+    io.out(parts.length === 0 ? '(no buckets match)' : parts.join('\n'));
+  }
+  return EXIT.OK;
+}
+
 /** The tenant's entries, one page, through the sink writer's /admin/v1/query (the same read as GET /v2/query). */
 async function entries(values: FilterValues & { limit?: string | undefined; order?: string | undefined; cursor?: string | undefined; json?: boolean | undefined; ndjson?: boolean | undefined; since?: string | undefined; by?: string | undefined; table?: string | undefined }, io: Io): Promise<ExitCode> {
   if (values.since !== undefined || values.by !== undefined || values.table !== undefined) throw new UsageError('--since, --by and --table go with --count; to list entries use --from=-15m');
@@ -128,10 +162,17 @@ export const query: Command = {
       order: { type: 'string' },
       cursor: { type: 'string' },
       ndjson: { type: 'boolean' },
+      rollup: { type: 'string' },
     });
     if (values.help) {
       io.out(HELP);
       return EXIT.OK;
+    }
+    const { rollup } = values;
+    if (rollup !== undefined) {
+      if (values.count || values.since !== undefined || values.by !== undefined || values.table !== undefined) throw new UsageError('--rollup reads the rollups of live; --count, --since, --by and --table do not apply');
+      if (values.json && values.ndjson) throw new UsageError('--json and --ndjson do not mix: pick one');
+      return rollups({ ...values, rollup }, io);
     }
     if (!values.count) return entries(values, io);
     for (const f of ['app', 'label', 'level', 'q', 'name', 'id', 'limit', 'order', 'cursor', 'ndjson'] as const) {
