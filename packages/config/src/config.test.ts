@@ -33,10 +33,22 @@ describe('loadConfig', () => {
 
   it('reads the edge certificate pair, and refuses half a pair or HTTP/2 without TLS', () => {
     expect(loadConfig({}).edge.tls).toBeUndefined();
-    expect(loadConfig({ EDGE_TLS_CERT: '/c.pem', EDGE_TLS_KEY: '/k.pem', EDGE_HTTP2: 'true' }).edge.tls).toEqual({ certFile: '/c.pem', keyFile: '/k.pem', http2: true, reloadMs: 5000 });
+    expect(loadConfig({ EDGE_TLS_CERT: '/c.pem', EDGE_TLS_KEY: '/k.pem', EDGE_HTTP2: 'true' }).edge.tls).toEqual({ certFile: '/c.pem', keyFile: '/k.pem', http2: true, reloadMs: 5000, certVar: 'EDGE_TLS_CERT', keyVar: 'EDGE_TLS_KEY' });
     expect(() => loadConfig({ EDGE_TLS_CERT: '/c.pem' })).toThrow(/EDGE_TLS_CERT and EDGE_TLS_KEY go together/);
     expect(() => loadConfig({ EDGE_HTTP2: 'true' })).toThrow(/EDGE_HTTP2=true needs EDGE_TLS_CERT/);
     expect(() => loadConfig({ EDGE_TLS_CERT: '/c.pem', EDGE_TLS_KEY: '/k.pem', EDGE_TLS_RELOAD_MS: '5' })).toThrow(/EDGE_TLS_RELOAD_MS/);
+  });
+
+  it('internal TLS: the normalizer and sink writer pairs, the CA the hops trust; half a pair or an unreadable CA is refused by name', () => {
+    const c = loadConfig({ NORMALIZER_TLS_CERT: '/n.crt', NORMALIZER_TLS_KEY: '/n.key', SINK_TLS_CERT: '/s.crt', SINK_TLS_KEY: '/s.key', INTERNAL_TLS_RELOAD_MS: '1000' });
+    expect(c.normalizer.tls).toEqual({ certFile: '/n.crt', keyFile: '/n.key', reloadMs: 1000, certVar: 'NORMALIZER_TLS_CERT', keyVar: 'NORMALIZER_TLS_KEY' });
+    expect(c.sink.tls).toMatchObject({ certFile: '/s.crt', keyFile: '/s.key', certVar: 'SINK_TLS_CERT' });
+    expect(loadConfig({}).sink.tls).toBeUndefined();
+    expect(() => loadConfig({ SINK_TLS_KEY: '/s.key' })).toThrow(/SINK_TLS_CERT and SINK_TLS_KEY go together/);
+    expect(() => loadConfig({ INTERNAL_TLS_CA: '/nonexistent/ca.pem' })).toThrow(/INTERNAL_TLS_CA=\/nonexistent\/ca.pem cannot be read/);
+    const withCa = loadConfig({ INTERNAL_TLS_CA: new URL(import.meta.url).pathname });
+    expect(withCa.edge.hopCaFile).toBe(new URL(import.meta.url).pathname);
+    expect(withCa.normalizer.hopCaFile).toBe(new URL(import.meta.url).pathname);
   });
 
   it('shares one internal token with every service and refuses a short one', () => {

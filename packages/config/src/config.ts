@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { TOPICS } from '@ingest/contracts';
@@ -100,19 +101,27 @@ export interface EdgeConfig {
   trustedHops: TrustedHopsConfig;
   /** HTTPS on the public port; unset: plain HTTP (TLS ends at the load balancer). */
   tls?: EdgeTlsConfig | undefined;
+  /** PEM file of the roots https:// NORMALIZER_URL / SINK_URL are verified against (INTERNAL_TLS_CA); unset: the system's. */
+  hopCaFile?: string | undefined;
 }
 
 /**
  * The edge's certificate and key (PEM files). They are re-read when they change (a renewed
  * certificate, a Kubernetes Secret update) and applied to new connections; open ones keep theirs.
  */
-export interface EdgeTlsConfig {
+export interface ServerTlsConfig {
   certFile: string;
   keyFile: string;
-  /** HTTP/2 (with HTTP/1.1 still offered through ALPN). */
-  http2: boolean;
   /** How often the files are checked for a change. */
   reloadMs: number;
+  /** The variables that named the files, for messages. */
+  certVar: string;
+  keyVar: string;
+}
+
+export interface EdgeTlsConfig extends ServerTlsConfig {
+  /** HTTP/2 (with HTTP/1.1 still offered through ALPN). */
+  http2: boolean;
 }
 
 /**
@@ -150,6 +159,10 @@ export interface NormalizerConfig {
   /** Per-entry label bounds (INGEST_ERR_ENTRY_LABELS beyond them): count, and keys plus values in UTF-8 bytes. */
   maxLabels: number;
   maxLabelBytes: number;
+  /** HTTPS on the normalizer's port (internal TLS); unset: plain HTTP. */
+  tls?: ServerTlsConfig | undefined;
+  /** PEM file of the roots an https:// SINK_URL is verified against (INTERNAL_TLS_CA); unset: the system's. */
+  hopCaFile?: string | undefined;
 }
 
 export interface SinkConfig {
@@ -159,6 +172,8 @@ export interface SinkConfig {
   internalToken: string | undefined;
   adminHost: string;
   adminPort: number;
+  /** HTTPS on the sink writer's port (internal TLS); unset: plain HTTP. */
+  tls?: ServerTlsConfig | undefined;
   /** Bytes and entries waiting for the log, across tenants. */
   inflightBytes: number;
   inflightEntries: number;
@@ -237,13 +252,15 @@ export function loadConfig(env: Env = process.env): IngestConfig {
   const trustedProxies = r.list('TRUSTED_PROXIES', []);
   for (const p of trustedProxies) if (!isIpOrCidr(p)) r.problem(`TRUSTED_PROXIES entry ${JSON.stringify(p)} is not an IP address or CIDR (e.g. 10.0.0.0/8, 127.0.0.1, fd00::/8)`);
 
-  const tlsCert = r.optionalString('EDGE_TLS_CERT');
-  const tlsKey = r.optionalString('EDGE_TLS_KEY');
   const http2 = r.oneOf('EDGE_HTTP2', ['true', 'false'] as const, 'false') === 'true';
-  const tlsReloadMs = r.int('EDGE_TLS_RELOAD_MS', 5_000, { min: 100, max: 3_600_000 });
-  if ((tlsCert === undefined) !== (tlsKey === undefined)) r.problem('EDGE_TLS_CERT and EDGE_TLS_KEY go together: set both (PEM files) for HTTPS, or neither');
+  const edgeTls = serverTls(r, 'EDGE', r.int('EDGE_TLS_RELOAD_MS', 5_000, { min: 100, max: 3_600_000 }));
   // Browsers and most clients speak HTTP/2 only over TLS; cleartext h2c is not offered.
-  if (http2 && tlsCert === undefined) r.problem('EDGE_HTTP2=true needs EDGE_TLS_CERT and EDGE_TLS_KEY (HTTP/2 is served over TLS only)');
+  if (http2 && edgeTls === undefined) r.problem('EDGE_HTTP2=true needs EDGE_TLS_CERT and EDGE_TLS_KEY (HTTP/2 is served over TLS only)');
+  const internalReloadMs = r.int('INTERNAL_TLS_RELOAD_MS', 5_000, { min: 100, max: 3_600_000 });
+  const normalizerTls = serverTls(r, 'NORMALIZER', internalReloadMs);
+  const sinkTls = serverTls(r, 'SINK', internalReloadMs);
+  const hopCaFile = r.optionalString('INTERNAL_TLS_CA');
+  if (hopCaFile !== undefined && !readable(hopCaFile)) r.problem(`INTERNAL_TLS_CA=${hopCaFile} cannot be read: give the PEM file of the CA that signed the normalizer's and sink writer's certificates`);
 
   const cfg: IngestConfig = {
     topology: r.oneOf('INGEST_TOPOLOGY', ['single', 'split'] as const, 'single'),
@@ -304,7 +321,8 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       authFailureLimit: r.int('EDGE_AUTH_FAILURE_LIMIT', 20, { min: 0 }),
       authFailureWindowMs: r.int('EDGE_AUTH_FAILURE_WINDOW_MS', 60_000, { min: 1000, max: 3_600_000 }),
       authFailureAddresses: r.int('EDGE_AUTH_FAILURE_ADDRESSES', 10_000, { min: 1 }),
-      tls: tlsCert !== undefined && tlsKey !== undefined ? { certFile: tlsCert, keyFile: tlsKey, http2, reloadMs: tlsReloadMs } : undefined,
+      tls: edgeTls ? { ...edgeTls, http2 } : undefined,
+      hopCaFile,
       adminHost,
       adminPort: edgeAdminPort,
       trustedHops: { sharedSecret: lbSecret, proxies: trustedProxies },
@@ -327,6 +345,8 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       downstreamTimeoutMs: r.int('NORMALIZER_DOWNSTREAM_TIMEOUT_MS', 30_000, { min: 100 }),
       maxLabels: r.int('NORMALIZER_MAX_LABELS', 32, { min: 1, max: 1000 }),
       maxLabelBytes: r.bytes('NORMALIZER_MAX_LABEL_BYTES', 16 * 1024),
+      tls: normalizerTls,
+      hopCaFile,
     },
     sink: {
       host,
@@ -334,6 +354,7 @@ export function loadConfig(env: Env = process.env): IngestConfig {
       internalToken,
       adminHost,
       adminPort: sinkAdminPort,
+      tls: sinkTls,
       inflightBytes: r.bytes('SINK_INFLIGHT_BYTES', 256 * 1024 * 1024),
       inflightEntries: r.int('SINK_INFLIGHT_ENTRIES', 200_000, { min: 1 }),
       batchMaxEntries: r.int('SINK_BATCH_MAX_ENTRIES', 5_000, { min: 1 }),
@@ -396,6 +417,25 @@ export function loadConfig(env: Env = process.env): IngestConfig {
 }
 
 /** An IPv4/IPv6 address, or one with a /prefix in range for its family. */
+/** <PREFIX>_TLS_CERT and <PREFIX>_TLS_KEY: both or neither. */
+function serverTls(r: EnvReader, prefix: string, reloadMs: number): ServerTlsConfig | undefined {
+  const certVar = `${prefix}_TLS_CERT`;
+  const keyVar = `${prefix}_TLS_KEY`;
+  const certFile = r.optionalString(certVar);
+  const keyFile = r.optionalString(keyVar);
+  if ((certFile === undefined) !== (keyFile === undefined)) r.problem(`${certVar} and ${keyVar} go together: set both (PEM files) for HTTPS, or neither`);
+  return certFile !== undefined && keyFile !== undefined ? { certFile, keyFile, reloadMs, certVar, keyVar } : undefined;
+}
+
+function readable(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function isIpOrCidr(s: string): boolean {
   const slash = s.indexOf('/');
   if (slash < 0) return isIP(s) !== 0;

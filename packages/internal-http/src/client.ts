@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import { HEADERS, IngestError, ingestError, isErrorCode, type ErrorCode } from '@ingest/contracts';
 import { JsonText } from './json-text.ts';
@@ -11,6 +12,8 @@ export interface HopOptions {
   connections?: number;
   /** Sent as x-ingest-internal-token on every call, when the downstream requires it. */
   internalToken?: string | undefined;
+  /** PEM file of the roots an https:// downstream is verified against; unset: the system's. */
+  caFile?: string | undefined;
 }
 
 /**
@@ -30,6 +33,8 @@ export class HopClient {
       keepAliveTimeout: 10_000,
       headersTimeout: opts.timeoutMs,
       bodyTimeout: opts.timeoutMs,
+      // Read once: a rotated CA reaches hops when the service restarts (certificates rotate under it).
+      ...(opts.caFile !== undefined ? { connect: { ca: readFileSync(opts.caFile) } } : {}),
     });
   }
 

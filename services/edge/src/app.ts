@@ -10,7 +10,6 @@ import { AuthFailureLimiter } from './auth/failure-limiter.ts';
 import { decodeUtf8, formatOf, parseEntries, readBody, type ParsedBody } from './body/read-body.ts';
 import { registerPing, registerProtocolRoutes, sendNoneAccepted } from './protocols/routes.ts';
 import { BodyMeter } from './body/body-meter.ts';
-import { HttpNormalizeHop, HttpQueryHop } from '@ingest/internal-http';
 import { registerQueryRoute } from './query/route.ts';
 import { MemoryRateStore, type RateStore, type TakeResult } from './rate/rate-store.ts';
 import { RedisRateStore } from './rate/redis-rate-store.ts';
@@ -20,7 +19,7 @@ import { ConnectionGuard } from './net/connection-guard.ts';
 import { effectiveMaxConnections, readOpenFileLimit } from './net/open-files.ts';
 import { ThrottledLog } from './net/throttled-log.ts';
 import { TrustedHops } from './cutover/trusted-hop.ts';
-import { readTlsMaterial, TlsReloader, type SecureContextTarget } from './net/tls.ts';
+import { HttpNormalizeHop, HttpQueryHop, readTlsMaterial, TlsReloader, type SecureContextTarget } from '@ingest/internal-http';
 
 export interface EdgeOptions {
   config: EdgeConfig;
@@ -100,9 +99,9 @@ export async function buildEdge(opts: EdgeOptions): Promise<FastifyInstance> {
   const rates: RateStore = opts.redis ? new RedisRateStore(opts.redis) : new MemoryRateStore();
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
   let httpNormalizer: HttpNormalizeHop | undefined;
-  const normalizer: NormalizeHop = opts.normalizer ?? (httpNormalizer = new HttpNormalizeHop(cfg.normalizerUrl, { name: 'normalizer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_NORMALIZER_OVERLOADED', internalToken: cfg.internalToken }));
+  const normalizer: NormalizeHop = opts.normalizer ?? (httpNormalizer = new HttpNormalizeHop(cfg.normalizerUrl, { name: 'normalizer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_NORMALIZER_OVERLOADED', internalToken: cfg.internalToken, caFile: cfg.hopCaFile }));
   let httpQuery: HttpQueryHop | undefined;
-  const queryHop: QueryHop = opts.query ?? (httpQuery = new HttpQueryHop(cfg.sinkUrl, { name: 'sink-writer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_SINK_OVERLOADED', internalToken: cfg.internalToken }));
+  const queryHop: QueryHop = opts.query ?? (httpQuery = new HttpQueryHop(cfg.sinkUrl, { name: 'sink-writer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_SINK_OVERLOADED', internalToken: cfg.internalToken, caFile: cfg.hopCaFile }));
   let closing = false;
 
   const openFileLimit = opts.openFileLimit === undefined ? readOpenFileLimit() : (opts.openFileLimit ?? undefined);

@@ -12,7 +12,7 @@ import {
   type WriteHop,
 } from '@ingest/contracts';
 import type { NormalizerConfig } from '@ingest/config';
-import { HttpWriteHop, inProcessStage } from '@ingest/internal-http';
+import { HttpWriteHop, inProcessStage, serveTls } from '@ingest/internal-http';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
 import { createServiceMetrics, protocolErrorOptions, installServiceBasics, serverLogOptions, traceHeaders, traceStage, type LoggingOptions } from '@ingest/observability';
 import { normalizeEntry } from './rules/index.ts';
@@ -33,18 +33,24 @@ const MAX_DEAD_LETTER_RAW = 8 * 1024;
 
 export async function buildNormalizer(opts: NormalizerOptions): Promise<NormalizerApp> {
   const cfg = opts.config;
-  const app = Fastify({
+  const tls = cfg.tls ? serveTls(cfg.tls) : undefined;
+  const app = (Fastify as unknown as (o: object) => FastifyInstance)({
     ...serverLogOptions('normalizer', opts.logging, opts.logger !== false),
     bodyLimit: 256 * 1024 * 1024,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     // What Node's parser or the router refuse is answered with a catalog code too.
     ...protocolErrorOptions,
+    ...(tls ? { https: tls.https } : {}),
   });
+  if (tls) {
+    const reloader = tls.attach(app.server, app.log);
+    app.addHook('onClose', async () => reloader.stop());
+  }
   const metrics = createServiceMetrics('normalizer', { defaultMetrics: opts.logger !== false });
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
   const sink: WriteHop & { close?: () => Promise<void> } =
-    opts.sink ?? new HttpWriteHop(cfg.sinkUrl, { name: 'sink-writer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_SINK_OVERLOADED', internalToken: cfg.internalToken });
+    opts.sink ?? new HttpWriteHop(cfg.sinkUrl, { name: 'sink-writer', timeoutMs: cfg.downstreamTimeoutMs, overloadedCode: 'INGEST_ERR_SINK_OVERLOADED', internalToken: cfg.internalToken, caFile: cfg.hopCaFile });
   // One object for the process, so resolveLimits merges it once (it caches per object).
   const entryLimits = { maxLabels: cfg.maxLabels, maxLabelBytes: cfg.maxLabelBytes };
   let closing = false;

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { HEADERS, INGEST_VERSIONS, ROUTES, IngestError, ingestError, type HopMeta, type QueryHop, type QueryPage, type QueryRequest, type RollupPage, type WriteBatch, type WriteHop, type WriteResult } from '@ingest/contracts';
-import { inProcessStage, splitWriteBody } from '@ingest/internal-http';
+import { inProcessStage, serveTls, splitWriteBody } from '@ingest/internal-http';
 import type { BackendConfig, SinkConfig } from '@ingest/config';
 import { LogRecordTooLargeError, LogUnavailableError, openLog, type DurableLog, type LogMessage } from '@ingest/log';
 import { FairBudget, retryAfterSeconds } from '@ingest/queue';
@@ -39,14 +39,20 @@ export type SinkWriterApp = FastifyInstance & { hop: WriteHop & QueryHop };
 
 export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWriterApp> {
   const { config: cfg, backends: be } = opts;
-  const app = Fastify({
+  const tls = cfg.tls ? serveTls(cfg.tls) : undefined;
+  const app = (Fastify as unknown as (o: object) => FastifyInstance)({
     ...serverLogOptions('sink-writer', opts.logging, opts.logger !== false),
     bodyLimit: 512 * 1024 * 1024,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     // What Node's parser or the router refuse is answered with a catalog code too.
     ...protocolErrorOptions,
+    ...(tls ? { https: tls.https } : {}),
   });
+  if (tls) {
+    const reloader = tls.attach(app.server, app.log);
+    app.addHook('onClose', async () => reloader.stop());
+  }
   const metrics = createServiceMetrics('sink-writer', { defaultMetrics: opts.logger !== false });
   const tornTails = new Counter({ name: 'ingest_log_torn_tail_total', help: 'Torn or corrupt log tails cut back at start', registers: [metrics.registry] });
   const loaded = new Counter({ name: 'ingest_loader_rows_total', help: 'Rows inserted into ClickHouse by the loader', registers: [metrics.registry] });

@@ -12,7 +12,7 @@ import { loadConfig } from '@ingest/config';
 import { addTenantKey } from '@ingest/tenants';
 import { waitUntil } from '@ingest/testkit';
 import { buildEdge } from '../app.ts';
-import { TlsReloader } from './tls.ts';
+import { TlsReloader } from '@ingest/internal-http';
 
 interface Pair {
   cert: string;
@@ -140,7 +140,7 @@ describe('edge over HTTPS (EDGE_TLS_CERT / EDGE_TLS_KEY)', () => {
     await writeFile(keyFile, await readFile(a.key));
     const applied: string[] = [];
     const failures: string[] = [];
-    const reloader = new TlsReloader({ certFile, keyFile, http2: false, reloadMs: 60_000 }, { setSecureContext: (m) => applied.push(new X509Certificate(m.cert).fingerprint256) }, { reloaded: () => undefined, failed: (e) => failures.push(e.message) });
+    const reloader = new TlsReloader({ certFile, keyFile, reloadMs: 60_000, certVar: 'EDGE_TLS_CERT', keyVar: 'EDGE_TLS_KEY' }, { setSecureContext: (m: { cert: Buffer }) => applied.push(new X509Certificate(m.cert).fingerprint256) }, { reloaded: () => undefined, failed: (e: Error) => failures.push(e.message) });
     expect(await reloader.tick()).toBe(false);
     // The certificate is renewed before its key lands: not applied, and said so.
     await writeFile(`${certFile}.new`, await readFile(b.cert));

@@ -1,7 +1,14 @@
 import { readFileSync, statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
-import type { EdgeTlsConfig } from '@ingest/config';
+/** A server's certificate and key files, and the variables that named them (for messages). */
+export interface ServerTlsFiles {
+  certFile: string;
+  keyFile: string;
+  reloadMs: number;
+  certVar: string;
+  keyVar: string;
+}
 
 export interface TlsMaterial {
   cert: Buffer;
@@ -9,18 +16,18 @@ export interface TlsMaterial {
 }
 
 /** What the server is given at start: a bad pair fails the start with the file names. */
-export function readTlsMaterial(cfg: EdgeTlsConfig): TlsMaterial {
+export function readTlsMaterial(cfg: ServerTlsFiles): TlsMaterial {
   const m = { cert: readFileSync(cfg.certFile), key: readFileSync(cfg.keyFile) };
   check(cfg, m);
   return m;
 }
 
-function check(cfg: EdgeTlsConfig, m: TlsMaterial): void {
+function check(cfg: ServerTlsFiles, m: TlsMaterial): void {
   try {
     // Throws on a malformed PEM or a key that does not match the certificate.
     createSecureContext(m);
   } catch (e) {
-    throw new Error(`EDGE_TLS_CERT ${cfg.certFile} / EDGE_TLS_KEY ${cfg.keyFile}: ${(e as Error).message}`, { cause: e });
+    throw new Error(`${cfg.certVar} ${cfg.certFile} / ${cfg.keyVar} ${cfg.keyFile}: ${(e as Error).message}`, { cause: e });
   }
 }
 
@@ -47,7 +54,7 @@ export class TlsReloader {
   private busy = false;
 
   constructor(
-    private readonly cfg: EdgeTlsConfig,
+    private readonly cfg: ServerTlsFiles,
     private readonly target: SecureContextTarget,
     private readonly events: TlsReloaderEvents,
   ) {
@@ -90,11 +97,32 @@ export class TlsReloader {
 
 const key = (s: { mtimeMs: number; size: number; ino: number }): string => `${s.mtimeMs}:${s.size}:${s.ino}`;
 
-function fingerprintSync(cfg: EdgeTlsConfig): string {
+function fingerprintSync(cfg: ServerTlsFiles): string {
   return `${key(statSync(cfg.certFile))}|${key(statSync(cfg.keyFile))}`;
 }
 
-async function fingerprint(cfg: EdgeTlsConfig): Promise<string> {
+async function fingerprint(cfg: ServerTlsFiles): Promise<string> {
   const [c, k] = await Promise.all([stat(cfg.certFile), stat(cfg.keyFile)]);
   return `${key(c)}|${key(k)}`;
+}
+
+/** The server half of internal TLS: what a normalizer or sink writer hands fastify, and its reloader. */
+export function serveTls(cfg: ServerTlsFiles): { https: TlsMaterial; attach(server: unknown, log: { info(o: object, m: string): void; warn(o: object, m: string): void }): TlsReloader } {
+  let lastFailure = '';
+  return {
+    https: readTlsMaterial(cfg),
+    attach(server, log) {
+      const r = new TlsReloader(cfg, server as SecureContextTarget, {
+        reloaded: () => log.info({ certFile: cfg.certFile }, 'TLS certificate reloaded'),
+        // Once per distinct failure: the files are checked every reloadMs until they load.
+        failed: (err) => {
+          if (err.message === lastFailure) return;
+          lastFailure = err.message;
+          log.warn({ err: err.message }, 'TLS certificate change not applied; still serving the previous one');
+        },
+      });
+      r.start();
+      return r;
+    },
+  };
 }
