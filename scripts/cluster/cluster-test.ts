@@ -96,6 +96,12 @@ function cleanNetwork(): void {
     }
     sh('ip', ['netns', 'del', ns], { tolerate: true });
   }
+  // A deleted namespace can outlive its last process for a while (the kernel tears it down
+  // asynchronously), keeping its veth pair; deleting our end removes both.
+  for (const line of sh('ip', ['-o', 'link', 'show'], { tolerate: true }).split('\n')) {
+    const name = /^\d+: (ict[a-z0-9]+h)@/.exec(line)?.[1];
+    if (name !== undefined) sh('ip', ['link', 'del', name], { tolerate: true });
+  }
   if (sh('ip', ['link', 'show', BRIDGE], { tolerate: true }) !== '') sh('ip', ['link', 'del', BRIDGE], { tolerate: true });
 }
 
