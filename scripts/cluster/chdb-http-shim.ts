@@ -18,6 +18,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { Session, type RawInsertFormat } from 'chdb';
@@ -203,8 +204,9 @@ export function startShim(opts: { host: string; port: number; path: string }): P
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {
       let closed = false;
+      const port = (server.address() as AddressInfo).port;
       resolve({
-        url: `http://${opts.host}:${opts.port}`,
+        url: `http://${opts.host}:${port}`,
         close: async () => {
           if (closed) return;
           closed = true;
