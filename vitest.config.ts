@@ -17,7 +17,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['{services,packages}/*/src/**/*.integration.test.ts', 'e2e/**/*.integration.test.ts'],
+          include: ['{services,packages}/*/src/**/*.integration.test.ts', 'e2e/**/*.integration.test.ts', 'scripts/**/*.integration.test.ts'],
           exclude: ['**/node_modules/**'],
           testTimeout: 240_000,
           hookTimeout: 240_000,

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { migrate } from './migrations.ts';
 import { ROW_COLUMNS, type TelemetryRow } from './rows.ts';
@@ -111,8 +112,15 @@ export class TelemetryStore {
       await this.rawInsert({ table, columns: ROW_COLUMNS, values: body, format: 'JSONCompactEachRow', settings: { insert_deduplication_token: dedupToken, async_insert: 0 } });
       return;
     }
-    // A byte stream (not object mode) is sent as the body without encoding.
-    await this.client.insert({ table, columns: [...ROW_COLUMNS], values: Readable.from([body], { objectMode: false }), format: 'JSONCompactEachRow', clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 } });
+    // exec, not insert: insert() takes a byte stream only for CSV/TSV-like formats and refuses one
+    // for JSONCompactEachRow; exec sends the bytes as the body as they are.
+    const r = await this.client.exec({
+      query: `INSERT INTO ${table} (${ROW_COLUMNS.join(', ')}) FORMAT JSONCompactEachRow`,
+      values: Readable.from([body], { objectMode: false }),
+      clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 },
+    });
+    // The (empty) answer is read to its end so the keep-alive socket goes back to the pool.
+    await finished(r.stream.resume());
   }
 
   /** Distinct entries (FINAL collapses duplicates not yet merged away). */
