@@ -184,6 +184,42 @@ export function boundError(e: unknown, b: QueryBounds): IngestError | undefined 
   return undefined;
 }
 
+/**
+ * WHERE clauses and their bound parameters, built together: a value only ever becomes a parameter,
+ * and a clause's text comes from here, never from input.
+ */
+export class Where {
+  readonly clauses: string[];
+  constructor(
+    readonly params: Record<string, unknown>,
+    ...clauses: string[]
+  ) {
+    this.clauses = clauses;
+  }
+
+  /** `column = {column:String}` when the value is given. */
+  eq(column: 'type' | 'app' | 'level' | 'name' | 'id', value: string | undefined): this {
+    if (value !== undefined) this.add(`${column} = {${column}:String}`, { [column]: value });
+    return this;
+  }
+
+  add(clause: string, params: Record<string, unknown> = {}): this {
+    this.clauses.push(clause);
+    Object.assign(this.params, params);
+    return this;
+  }
+
+  /** Every `label.<k>=<v>` must match (a missing key is not the empty value). */
+  labels(labels: ReadonlyArray<readonly [string, string]>): this {
+    labels.forEach(([k, v], i) => this.add(`labels[{lk${i}:String}] = {lv${i}:String} AND mapContains(labels, {lk${i}:String})`, { [`lk${i}`]: k, [`lv${i}`]: v }));
+    return this;
+  }
+
+  sql(): string {
+    return this.clauses.join(' AND ');
+  }
+}
+
 /** A read's SETTINGS clause: its bounds, then readonly=1 (last: it forbids changing settings, including those after it). */
 export function boundSettings(bounds: QueryBounds): string {
   return [
@@ -205,63 +241,27 @@ export function boundSettings(bounds: QueryBounds): string {
  * runReadOnly's do, so chDB does not keep them for its one session), with readonly=1 last.
  */
 export async function queryEntries(client: ClickHouseClient, q: EntryQuery, bounds: QueryBounds): Promise<QueryPage> {
-  const where = ['tenant_id = {tenant:String}'];
-  const params: Record<string, unknown> = { tenant: q.tenant, limit: q.limit + 1 };
-  if (q.type !== undefined) {
-    where.push('type = {type:String}');
-    params['type'] = q.type;
-  }
-  if (q.app !== undefined) {
-    where.push('app = {app:String}');
-    params['app'] = q.app;
-  }
-  if (q.fromMs !== undefined) {
-    where.push('ts >= fromUnixTimestamp64Milli({from:Int64})');
-    params['from'] = q.fromMs;
-  }
-  if (q.toMs !== undefined) {
-    where.push('ts < fromUnixTimestamp64Milli({to:Int64})');
-    params['to'] = q.toMs;
-  }
-  if (q.level !== undefined) {
-    where.push('level = {level:String}');
-    params['level'] = q.level;
-  }
-  if (q.q !== undefined) {
-    // position(), not LIKE: the text is literal, a % or _ in it means itself.
-    where.push('position(message, {q:String}) > 0');
-    params['q'] = q.q;
-  }
-  if (q.name !== undefined) {
-    where.push('name = {name:String}');
-    params['name'] = q.name;
-  }
-  if (q.id !== undefined) {
-    where.push('id = {id:String}');
-    params['id'] = q.id;
-  }
-  q.labels.forEach(([k, v], i) => {
-    where.push(`labels[{lk${i}:String}] = {lv${i}:String} AND mapContains(labels, {lk${i}:String})`);
-    params[`lk${i}`] = k;
-    params[`lv${i}`] = v;
-  });
+  const w = new Where({ tenant: q.tenant, limit: q.limit + 1 }, 'tenant_id = {tenant:String}');
+  w.eq('type', q.type).eq('app', q.app).eq('level', q.level).eq('name', q.name).eq('id', q.id);
+  if (q.fromMs !== undefined) w.add('ts >= fromUnixTimestamp64Milli({from:Int64})', { from: q.fromMs });
+  if (q.toMs !== undefined) w.add('ts < fromUnixTimestamp64Milli({to:Int64})', { to: q.toMs });
+  // position(), not LIKE: the text is literal, a % or _ in it means itself.
+  if (q.q !== undefined) w.add('position(message, {q:String}) > 0', { q: q.q });
+  w.labels(q.labels);
   const dir = q.order === 'asc' ? 'ASC' : 'DESC';
   if (q.after) {
-    where.push(`(ts, id, toString(type)) ${q.order === 'asc' ? '>' : '<'} (fromUnixTimestamp64Milli({cts:Int64}), {cid:String}, {cty:String})`);
-    params['cts'] = q.after.tsMs;
-    params['cid'] = q.after.id;
-    params['cty'] = q.after.type;
+    w.add(`(ts, id, toString(type)) ${q.order === 'asc' ? '>' : '<'} (fromUnixTimestamp64Milli({cts:Int64}), {cid:String}, {cty:String})`, { cts: q.after.tsMs, cid: q.after.id, cty: q.after.type });
   }
   const settings = boundSettings(bounds);
   // Output aliases never reuse a column's name: WHERE would read the alias (ms) instead of the column.
   const sql =
     `SELECT id, toString(type) AS type, toUnixTimestamp64Milli(ts) AS ts_ms, toUnixTimestamp64Milli(received_at) AS received_ms, toString(app) AS app, toString(source) AS source, ` +
     `name, value, toString(unit) AS unit, toString(level) AS level, message, labels, data ` +
-    `FROM ${TABLES.live} FINAL WHERE ${where.join(' AND ')} ORDER BY ts ${dir}, id ${dir}, type ${dir} LIMIT {limit:UInt32} ` +
+    `FROM ${TABLES.live} FINAL WHERE ${w.sql()} ORDER BY ts ${dir}, id ${dir}, type ${dir} LIMIT {limit:UInt32} ` +
     `SETTINGS ${settings}`;
   let raw: RawRow[];
   try {
-    const rs = await client.query({ query: sql, query_params: params, format: 'JSONEachRow' });
+    const rs = await client.query({ query: sql, query_params: w.params, format: 'JSONEachRow' });
     raw = await rs.json<RawRow>();
   } catch (e) {
     await clearFailedStatement(client);

@@ -1,7 +1,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { IngestError, ingestError, type CountBucket, type MetricBucket, type RollupPage } from '@ingest/contracts';
 import { clearFailedStatement } from './ops.ts';
-import { boundError, boundSettings, type EntryQuery, type QueryBounds, type Rollup } from './query.ts';
+import { Where, boundError, boundSettings, type EntryQuery, type QueryBounds, type Rollup } from './query.ts';
 import { TABLES } from './store.ts';
 
 export const ROLLUP_TABLES = {
@@ -145,72 +145,50 @@ interface RawMetric {
  * (`level` leaves no metric series, `name` no counts). All buckets or a 422: never a partial list.
  */
 export async function queryRollups(client: ClickHouseClient, q: EntryQuery & { rollup: Rollup }, bounds: QueryBounds): Promise<RollupPage> {
-  const params: Record<string, unknown> = { tenant: q.tenant, limit: q.limit + 1 };
-  const where = ['tenant_id = {tenant:String}', 'count > 0'];
-  if (q.fromMs !== undefined) {
-    where.push('minute >= toStartOfMinute(fromUnixTimestamp64Milli({from:Int64}))');
-    params['from'] = q.fromMs;
-  }
-  if (q.toMs !== undefined) {
-    where.push('minute < fromUnixTimestamp64Milli({to:Int64})');
-    params['to'] = q.toMs;
-  }
-  if (q.app !== undefined) {
-    where.push('app = {app:String}');
-    params['app'] = q.app;
-  }
+  const common = (): Where => {
+    const w = new Where({ tenant: q.tenant, limit: q.limit + 1 }, 'tenant_id = {tenant:String}', 'count > 0').eq('app', q.app);
+    if (q.fromMs !== undefined) w.add('minute >= toStartOfMinute(fromUnixTimestamp64Milli({from:Int64}))', { from: q.fromMs });
+    if (q.toMs !== undefined) w.add('minute < fromUnixTimestamp64Milli({to:Int64})', { to: q.toMs });
+    return w;
+  };
   const bucket = q.rollup === '1h' ? 'toStartOfHour(minute)' : 'minute';
   const dir = q.order === 'asc' ? 'ASC' : 'DESC';
-  const settings = boundSettings(bounds);
-  const wantCounts = q.name === undefined && q.labels.length === 0;
-  const wantMetrics = (q.type === undefined || q.type === 'metric') && q.level === undefined;
+  /** One list's buckets, all of them or the 422. */
+  const read = async <T>(select: string, table: string, w: Where, groupOrder: string): Promise<T[]> => {
+    const rs = await client.query({
+      query: `SELECT toUnixTimestamp(${bucket}) AS t, ${select} FROM ${table} FINAL WHERE ${w.sql()} ${groupOrder.replace('$dir', dir)} LIMIT {limit:UInt32} SETTINGS ${boundSettings(bounds)}`,
+      query_params: w.params,
+      format: 'JSONEachRow',
+    });
+    const raw = await rs.json<T>();
+    if (raw.length > q.limit) throw ingestError('INGEST_ERR_ROLLUP_TOO_MANY_BUCKETS', [q.limit]);
+    return raw;
+  };
+  const iso = (t: string | number) => new Date(Number(t) * 1000).toISOString();
   try {
-    let counts: CountBucket[] = [];
-    if (wantCounts) {
-      const w = [...where];
-      if (q.type !== undefined) {
-        w.push('type = {type:String}');
-        params['type'] = q.type;
-      }
-      if (q.level !== undefined) {
-        w.push('level = {level:String}');
-        params['level'] = q.level;
-      }
-      const rs = await client.query({
-        query: `SELECT toUnixTimestamp(${bucket}) AS t, toString(type) AS type, toString(app) AS app, toString(level) AS level, sum(count) AS n
-          FROM ${ROLLUP_TABLES.counts} FINAL WHERE ${w.join(' AND ')}
-          GROUP BY t, type, app, level ORDER BY t ${dir}, type, app, level LIMIT {limit:UInt32} SETTINGS ${settings}`,
-        query_params: params,
-        format: 'JSONEachRow',
-      });
-      const raw = await rs.json<RawCount>();
-      if (raw.length > q.limit) throw ingestError('INGEST_ERR_ROLLUP_TOO_MANY_BUCKETS', [q.limit]);
-      counts = raw.map((r) => ({ time: new Date(Number(r.t) * 1000).toISOString(), type: r.type, app: r.app, level: r.level, count: Number(r.n) }));
-    }
-    let metrics: MetricBucket[] = [];
-    if (wantMetrics) {
-      const w = [...where];
-      if (q.name !== undefined) {
-        w.push('name = {name:String}');
-        params['name'] = q.name;
-      }
-      q.labels.forEach(([k, v], i) => {
-        w.push(`labels[{lk${i}:String}] = {lv${i}:String} AND mapContains(labels, {lk${i}:String})`);
-        params[`lk${i}`] = k;
-        params[`lv${i}`] = v;
-      });
-      const rs = await client.query({
-        query: `SELECT toUnixTimestamp(${bucket}) AS t, name, toString(app) AS app, any(labels) AS label_set,
-            sum(count) AS n, sum(sum) AS s, min(min) AS lo_v, max(max) AS hi_v
-          FROM ${ROLLUP_TABLES.metrics} FINAL WHERE ${w.join(' AND ')}
-          GROUP BY t, name, labels_hash, app ORDER BY t ${dir}, name, app, labels_hash LIMIT {limit:UInt32} SETTINGS ${settings}`,
-        query_params: params,
-        format: 'JSONEachRow',
-      });
-      const raw = await rs.json<RawMetric>();
-      if (raw.length > q.limit) throw ingestError('INGEST_ERR_ROLLUP_TOO_MANY_BUCKETS', [q.limit]);
-      metrics = raw.map((r) => ({ time: new Date(Number(r.t) * 1000).toISOString(), name: r.name, app: r.app, labels: r.label_set, count: Number(r.n), sum: r.s, min: r.lo_v, max: r.hi_v }));
-    }
+    // A filter one list has no column for leaves that list empty.
+    const counts =
+      q.name === undefined && q.labels.length === 0
+        ? (
+            await read<RawCount>(
+              'toString(type) AS type, toString(app) AS app, toString(level) AS level, sum(count) AS n',
+              ROLLUP_TABLES.counts,
+              common().eq('type', q.type).eq('level', q.level),
+              'GROUP BY t, type, app, level ORDER BY t $dir, type, app, level',
+            )
+          ).map((r): CountBucket => ({ time: iso(r.t), type: r.type, app: r.app, level: r.level, count: Number(r.n) }))
+        : [];
+    const metrics =
+      (q.type === undefined || q.type === 'metric') && q.level === undefined
+        ? (
+            await read<RawMetric>(
+              'name, toString(app) AS app, any(labels) AS label_set, sum(count) AS n, sum(sum) AS s, min(min) AS lo_v, max(max) AS hi_v',
+              ROLLUP_TABLES.metrics,
+              common().eq('name', q.name).labels(q.labels),
+              'GROUP BY t, name, labels_hash, app ORDER BY t $dir, name, app, labels_hash',
+            )
+          ).map((r): MetricBucket => ({ time: iso(r.t), name: r.name, app: r.app, labels: r.label_set, count: Number(r.n), sum: r.s, min: r.lo_v, max: r.hi_v }))
+        : [];
     return { rollup: q.rollup, counts, metrics, next: null };
   } catch (e) {
     if (e instanceof IngestError) throw e;
