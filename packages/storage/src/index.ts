@@ -13,6 +13,7 @@ export { BUCKETS, isBucket, countBuckets, drillDeleteWindow, runReadOnly, READ_O
 export type { Bucket, BucketQuery, BucketRow, ReadOnlyLimits, ReadOnlyResult } from './ops.ts';
 export { MIN_CLICKHOUSE_VERSION, UnsupportedClickHouseVersionError, assertServerVersion, versionAtLeast } from './server-version.ts';
 export type { VersionProbe } from './server-version.ts';
+export type { MarkedBucket } from './rollups.ts';
 export { queryEntries, parseEntryQuery, parseQueryTime, encodeCursor, decodeCursor, QUERY_PARAMS, QUERY_DEFAULT_LIMIT, QUERY_MAX_LIMIT, ROLLUPS } from './query.ts';
 export type { EntryQuery, CursorKey, QueryBounds, Rollup } from './query.ts';
-export { ROLLUP_TABLES, recomputeMarked, markDay, markWindow, readWatermark, writeWatermark, markerClock, queryRollups } from './rollups.ts';
+export { ROLLUP_TABLES, MAX_BUCKETS_PER_STATEMENT, markedBuckets, recomputeBuckets, recomputeMarked, markDay, markWindow, readWatermark, writeWatermark, markerClock, queryRollups } from './rollups.ts';

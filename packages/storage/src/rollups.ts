@@ -14,23 +14,68 @@ export const ROLLUP_TABLES = {
 /** A label set as one value whatever order its producer wrote the keys in (mapSort is newer than our minimum server). */
 const SORTED_LABELS = `CAST((arraySort(mapKeys(labels)), arraySort((v, k) -> k, mapValues(labels), mapKeys(labels))), 'Map(String, String)')`;
 
-/** The (tenant, minute) pairs marked in (lo, hi]; a subquery, never a list sent from here. */
-const MARKED = `SELECT DISTINCT tenant_id, minute FROM ${ROLLUP_TABLES.dirty} WHERE marked_at > fromUnixTimestamp64Milli({lo:Int64}) AND marked_at <= fromUnixTimestamp64Milli({hi:Int64})`;
+/** The (tenant, minute) pairs to compute, sent as two parallel arrays (tuple parameters are newer than our minimum server). */
+const BUCKETS = `SELECT tupleElement(b, 1) AS tenant_id, toDateTime(tupleElement(b, 2), 'UTC') AS minute FROM (SELECT arrayJoin(arrayZip({bt:Array(String)}, {bm:Array(UInt32)})) AS b)`;
+
+/** The most buckets one statement names: their parameters travel in the request's URL to a server. */
+export const MAX_BUCKETS_PER_STATEMENT = 2_000;
+
+export interface MarkedBucket {
+  tenant: string;
+  /** The minute's start, epoch seconds. */
+  minute: number;
+  /** Marker rows of the bucket in the window read: it changes when an insert into the minute became visible. */
+  markers: number;
+  lastMarkMs: number;
+}
 
 /**
- * Recomputes every (tenant, minute) marked in (loMs, hiMs] from `telemetry FINAL`: both rollups,
- * and a zero for each key a bucket held before that live no longer has (a promote or a delete took
- * it away). Zeros go first, fresh counts after; with equal computed_at the later insert wins.
- * Idempotent: two refreshers computing the same minutes write the same numbers.
+ * Buckets with markers in (loMs, hiMs], the least recently marked first, at most `limit`, after
+ * `after` in that order (a page's last bucket: markDay gives a whole day one marker time).
  */
+export async function markedBuckets(client: ClickHouseClient, loMs: number, hiMs: number, limit: number, after?: MarkedBucket): Promise<MarkedBucket[]> {
+  const page = after ? 'HAVING (last, tenant_id, m) > ({al:Int64}, {at:String}, {am:UInt32})' : '';
+  const rs = await client.query({
+    query: `SELECT tenant_id, toUnixTimestamp(minute) AS m, count() AS n, toUnixTimestamp64Milli(max(marked_at)) AS last
+      FROM ${ROLLUP_TABLES.dirty} WHERE marked_at > fromUnixTimestamp64Milli({lo:Int64}) AND marked_at <= fromUnixTimestamp64Milli({hi:Int64})
+      GROUP BY tenant_id, minute ${page} ORDER BY last, tenant_id, m LIMIT {limit:UInt32}`,
+    query_params: { lo: loMs, hi: hiMs, limit, ...(after ? { al: after.lastMarkMs, at: after.tenant, am: after.minute } : {}) },
+    format: 'JSONEachRow',
+  });
+  return (await rs.json<{ tenant_id: string; m: number | string; n: number | string; last: number | string }>()).map((r) => ({ tenant: r.tenant_id, minute: Number(r.m), markers: Number(r.n), lastMarkMs: Number(r.last) }));
+}
+
+/** Recomputes every bucket marked in (loMs, hiMs]: for tests and operators; the refresher picks its own. */
 export async function recomputeMarked(client: ClickHouseClient, loMs: number, hiMs: number): Promise<void> {
-  const params = { lo: loMs, hi: hiMs };
+  let after: MarkedBucket | undefined;
+  for (;;) {
+    const page = await markedBuckets(client, loMs, hiMs, MAX_BUCKETS_PER_STATEMENT, after);
+    await recomputeBuckets(client, page);
+    after = page[page.length - 1];
+    if (page.length < MAX_BUCKETS_PER_STATEMENT || !after) return;
+  }
+}
+
+/**
+ * Recomputes the given (tenant, minute) buckets from `telemetry FINAL`: both rollups, and a zero
+ * for each key a bucket held before that live no longer has (a promote or a delete took it away).
+ * Zeros go first, fresh counts after; with equal computed_at the later insert wins. Idempotent:
+ * two refreshers computing the same minutes write the same numbers.
+ */
+export async function recomputeBuckets(client: ClickHouseClient, buckets: ReadonlyArray<Pick<MarkedBucket, 'tenant' | 'minute'>>): Promise<void> {
+  for (let i = 0; i < buckets.length; i += MAX_BUCKETS_PER_STATEMENT) {
+    const part = buckets.slice(i, i + MAX_BUCKETS_PER_STATEMENT);
+    await recomputePart(client, { bt: part.map((b) => b.tenant), bm: part.map((b) => b.minute) });
+  }
+}
+
+async function recomputePart(client: ClickHouseClient, params: { bt: string[]; bm: number[] }): Promise<void> {
   const liveCounts = `SELECT tenant_id, toStartOfMinute(ts) AS minute, type, app, level, count() AS n FROM ${TABLES.live} FINAL
-    WHERE (tenant_id, toStartOfMinute(ts)) IN (${MARKED}) GROUP BY tenant_id, minute, type, app, level`;
+    WHERE (tenant_id, toStartOfMinute(ts)) IN (${BUCKETS}) GROUP BY tenant_id, minute, type, app, level`;
   await client.command({
     query: `INSERT INTO ${ROLLUP_TABLES.counts} (tenant_id, minute, type, app, level, count, computed_at)
       SELECT tenant_id, minute, type, app, level, 0, now64(3) FROM ${ROLLUP_TABLES.counts} FINAL
-      WHERE (tenant_id, minute) IN (${MARKED}) AND count > 0
+      WHERE (tenant_id, minute) IN (${BUCKETS}) AND count > 0
         AND (tenant_id, minute, type, app, level) NOT IN (SELECT tenant_id, minute, type, app, level FROM (${liveCounts}))`,
     query_params: params,
   });
@@ -42,12 +87,12 @@ export async function recomputeMarked(client: ClickHouseClient, loMs: number, hi
   const liveMetrics = `SELECT tenant_id, toStartOfMinute(ts) AS minute, name, ${SORTED_LABELS} AS sorted, cityHash64(sorted) AS h, app,
       count() AS n, sum(assumeNotNull(value)) AS s, min(assumeNotNull(value)) AS lo_v, max(assumeNotNull(value)) AS hi_v
     FROM ${TABLES.live} FINAL
-    WHERE type = 'metric' AND value IS NOT NULL AND (tenant_id, toStartOfMinute(ts)) IN (${MARKED})
+    WHERE type = 'metric' AND value IS NOT NULL AND (tenant_id, toStartOfMinute(ts)) IN (${BUCKETS})
     GROUP BY tenant_id, minute, name, sorted, app`;
   await client.command({
     query: `INSERT INTO ${ROLLUP_TABLES.metrics} (tenant_id, minute, name, labels_hash, app, labels, count, sum, min, max, computed_at)
       SELECT tenant_id, minute, name, labels_hash, app, labels, 0, 0, 0, 0, now64(3) FROM ${ROLLUP_TABLES.metrics} FINAL
-      WHERE (tenant_id, minute) IN (${MARKED}) AND count > 0
+      WHERE (tenant_id, minute) IN (${BUCKETS}) AND count > 0
         AND (tenant_id, minute, name, labels_hash, app) NOT IN (SELECT tenant_id, minute, name, h, app FROM (${liveMetrics}))`,
     query_params: params,
   });
