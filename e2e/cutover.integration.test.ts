@@ -27,7 +27,6 @@ function batch(n: number): Array<Record<string, unknown>> {
 }
 
 const idsOf = (b: Array<Record<string, unknown>>): string[] => b.map((e) => e['id'] as string);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 let store: TelemetryStore;
 let stack: InProcessStack;
@@ -68,13 +67,13 @@ async function newTenant(prefix: string): Promise<{ id: string; key: string }> {
   const { apiKey } = await addTenantKey(stack.config.edge.tenantsFile, id);
   // A mirror-marked probe with a bad content type: 415 once the key is known, 401 before; it is
   // refused before anything is written, and never forwarded to legacy.
-  const deadline = Date.now() + 5000;
-  while (Date.now() < deadline) {
-    const r = await edge.inject({ method: 'POST', url: '/v2/ingest', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'text/plain', 'x-ingest-mirror': '1' }, payload: 'x' });
-    if (r.statusCode !== 401) return { id, key: apiKey };
-    await sleep(25);
-  }
-  throw new Error(`key for ${id} not picked up by the edge`);
+  await waitUntil(
+    `key for ${id} picked up by the edge`,
+    async () => (await edge.inject({ method: 'POST', url: '/v2/ingest', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'text/plain', 'x-ingest-mirror': '1' }, payload: 'x' })).statusCode !== 401,
+    5000,
+    25,
+  );
+  return { id, key: apiKey };
 }
 
 async function liveIds(tenant: string, table: 'telemetry' | 'telemetry_mirror' = 'telemetry'): Promise<Set<string>> {
@@ -87,13 +86,9 @@ async function liveIds(tenant: string, table: 'telemetry' | 'telemetry_mirror' =
 }
 
 async function waitShadow(tenant: string, n: number, timeoutMs = 30_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
   let got = 0;
-  while (Date.now() < deadline) {
-    got = (await liveIds(tenant, 'telemetry_mirror')).size;
-    if (got >= n) return got;
-    await sleep(100);
-  }
+  // On timeout the count so far is returned: the caller's assertion names what was missing.
+  await waitUntil(`${n} mirror rows of ${tenant}`, async () => (got = (await liveIds(tenant, 'telemetry_mirror')).size) >= n, timeoutMs, 100).catch(() => undefined);
   return got;
 }
 
