@@ -95,6 +95,25 @@ describe('parseEntries', () => {
     expect(await codeOf(() => parseEntries(JSON.stringify(Array(101).fill({})), 'json', limits))).toBe('INGEST_ERR_TOO_MANY_ENTRIES');
   });
 
+  it('refuses prototype keys however they are spelled, and only those', async () => {
+    const forbidden = [
+      '[{"__proto__":{"x":1}}]',
+      '[{"a":{"b":{"__proto__":{"x":1}}}}]',
+      '[{"\\u005f_proto__":{"x":1}}]',
+      '[{"__pro\\u0074o__":{"x":1}}]',
+      '[{"a":{"constructor":{"prototype":{"x":1}}}}]',
+      '[{"\\u0063onstructor":{"prototype":{"x":1}}}]',
+    ];
+    for (const text of forbidden) {
+      expect(await codeOf(() => parseEntries(text, 'json', limits)), text).toBe('INGEST_ERR_FORBIDDEN_KEY');
+      expect(await codeOf(() => parseEntries(text.slice(1, -1), 'ndjson', limits)), text).toBe('INGEST_ERR_FORBIDDEN_KEY');
+    }
+    // The words as values, a "constructor" key without a prototype, and escapes of other keys pass.
+    const fine = parseEntries('[{"m":"__proto__","n":"constructor"},{"constructor":"x"},{"\\u0061":1}]', 'json', limits) as Array<Record<string, unknown>>;
+    expect(fine).toEqual<unknown[]>([{ m: '__proto__', n: 'constructor' }, { constructor: 'x' }, { a: 1 }]);
+    expect(Object.getPrototypeOf(fine[0])).toBe(Object.prototype);
+  });
+
   it('does not count brackets inside strings as nesting', () => {
     expect(exceedsDepth('[{"m":"[[[[[[[[[[[[[[[[[[[["}]', 3)).toBe(false);
     expect(exceedsDepth('[{"m":"\\"[[[["}]', 3)).toBe(false);

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { IngestError, ingestError, type IngestResult } from '@ingest/contracts';
 import { sendError, toIngestError } from '@ingest/observability';
 import { decodeLineProtocol, decodeLokiPush, decodeRemoteWrite, lokiEncoding, decodeOtlpLogs, decodeOtlpMetrics, otlpEncoding, otlpStatus, otlpSuccess, plainLogsToEntries, preloadProtocolDefinitions, type Decoded, type OtlpEncoding, type OtlpSignal } from '@ingest/protocols';
-import { decodeUtf8, exceedsDepth, parseEntries, parseJson, type ParsedBody } from '../body/read-body.ts';
+import { decodeUtf8, parseBoundedJson, parseEntries, type ParsedBody } from '../body/read-body.ts';
 
 export interface ProtocolRouteDeps {
   /** The shared tail of every ingest route: rates, budget hold, normalizer (app.ts). */
@@ -42,10 +42,7 @@ export async function registerProtocolRoutes(scope: FastifyInstance, deps: Proto
     });
     p.setErrorHandler((err, req, reply) => sendError(reply, toIngestError(err), renderFor(req)));
 
-    const parseBoundedJson = (text: string): unknown => {
-      if (exceedsDepth(text, deps.maxDepth)) throw ingestError('INGEST_ERR_NESTING_TOO_DEEP', [deps.maxDepth]);
-      return parseJson(text);
-    };
+    const parseBounded = (text: string): unknown => parseBoundedJson(text, deps.maxDepth);
 
     /** `bytes`: the body as read; a decoder that inflated it (snappy) reports the inflated size, which is what is accounted. */
     const ingestDecoded = async (req: FastifyRequest, decoded: Decoded, read: number): Promise<Outcome> => {
@@ -69,7 +66,7 @@ export async function registerProtocolRoutes(scope: FastifyInstance, deps: Proto
       const encoding = otlpEncoding(req.headers['content-type']);
       if (encoding === undefined) throw unsupportedType(req, 'application/x-protobuf or application/json');
       const body = rawOf(req);
-      const opts = { now: Date.now(), maxEntries: deps.maxEntries, parseJson: parseBoundedJson };
+      const opts = { now: Date.now(), maxEntries: deps.maxEntries, parseJson: parseBounded };
       const decoded = signal === 'logs' ? decodeOtlpLogs(body.bytes, encoding, opts) : decodeOtlpMetrics(body.bytes, encoding, opts);
       const outcome = await ingestDecoded(req, decoded, body.bytes.byteLength);
       if (outcome.accepted === 0) throw noneAccepted(outcome);
@@ -103,7 +100,7 @@ export async function registerProtocolRoutes(scope: FastifyInstance, deps: Proto
       const encoding = lokiEncoding(req.headers['content-type']);
       if (encoding === undefined) throw unsupportedType(req, 'application/json or application/x-protobuf (snappy-compressed)');
       const body = rawOf(req);
-      const decoded = decodeLokiPush(body.bytes, encoding, { now: Date.now(), maxEntries: deps.maxEntries, maxBytes: deps.bodyLimitBytes, parseJson: parseBoundedJson });
+      const decoded = decodeLokiPush(body.bytes, encoding, { now: Date.now(), maxEntries: deps.maxEntries, maxBytes: deps.bodyLimitBytes, parseJson: parseBounded });
       return answerNoContent(reply, await ingestDecoded(req, decoded, body.bytes.byteLength), 'entry');
     });
 
@@ -173,9 +170,8 @@ function ndjsonOrOneObject(text: string, limits: { maxBytes: number; maxEntries:
     return parseEntries(text, 'ndjson', limits);
   } catch (e) {
     if (!(e instanceof IngestError) || e.code !== 'INGEST_ERR_INVALID_JSON' || !text.trimStart().startsWith('{')) throw e;
-    if (exceedsDepth(text, limits.maxDepth)) throw ingestError('INGEST_ERR_NESTING_TOO_DEEP', [limits.maxDepth]);
     try {
-      return [parseJson(text)];
+      return [parseBoundedJson(text, limits.maxDepth)];
     } catch {
       throw e;
     }
