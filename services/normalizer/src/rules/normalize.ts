@@ -8,7 +8,7 @@ import { assignId } from './id.ts';
 import { reject, resolveLimits, type EntryOutcome, type NormalizeContext, type TypeRule } from './limits.ts';
 import { logRule } from './log.ts';
 import { metricRule } from './metric.ts';
-import { describe, isEmptyObject, isPlainObject } from './values.ts';
+import { describe, fitsBytes, isEmptyObject, isPlainObject } from './values.ts';
 
 const TYPE_RULES: Record<EntryType, TypeRule> = {
   log: logRule,
@@ -66,13 +66,11 @@ export function normalizeEntry(raw: unknown, ctx: NormalizeContext): EntryOutcom
     }
     // Serialized once: measured here, then embedded in the row as is.
     const dataJson = isEmptyObject(out.data) ? '{}' : JSON.stringify(out.data);
-    const dataBytes = Buffer.byteLength(dataJson, 'utf8');
-    if (dataBytes > limits.maxDataBytes) return reject('INGEST_ERR_ENTRY_TOO_LARGE', `data (beyond the fields lifted into columns) is ${dataBytes} bytes of JSON; the limit is ${limits.maxDataBytes} bytes`);
+    if (!fitsBytes(dataJson, limits.maxDataBytes)) return reject('INGEST_ERR_ENTRY_TOO_LARGE', `data (beyond the fields lifted into columns) is ${Buffer.byteLength(dataJson, 'utf8')} bytes of JSON; the limit is ${limits.maxDataBytes} bytes`);
     assignId(raw, out, limits);
     const row = encodeRow(out, dataJson);
-    // Measured exactly on what will be stored (escapes included), not estimated from the parts.
-    const bytes = Buffer.byteLength(row, 'utf8');
-    if (bytes > limits.maxEntryBytes) return reject('INGEST_ERR_ENTRY_TOO_LARGE', `the stored entry is ${bytes} bytes; the limit is ${limits.maxEntryBytes} bytes`);
+    // Checked on what will be stored (escapes included), not estimated from the parts.
+    if (!fitsBytes(row, limits.maxEntryBytes)) return reject('INGEST_ERR_ENTRY_TOO_LARGE', `the stored entry is ${Buffer.byteLength(row, 'utf8')} bytes; the limit is ${limits.maxEntryBytes} bytes`);
     return { ok: true, entry: out, row };
   } catch (err) {
     // Unreachable for JSON input; a last line so an in-process caller's odd object (a throwing
