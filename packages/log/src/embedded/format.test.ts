@@ -58,6 +58,29 @@ describe('record format', () => {
     expect(decodeBody(b2, 8, bare.size - 8, 't', 0)).toMatchObject({ key: '', headers: {}, timestamp: 1_700_000_000_123, value: Buffer.alloc(0) });
   });
 
+  it('decodes each record with its own key and headers when runs of records share them', () => {
+    type Kind = { key: string; headers?: Record<string, string> };
+    const a: Kind = { key: 'acme', headers: { 'x-tenant': 'acme', 'x-v': 'v2' } };
+    const b: Kind = { key: 'acme', headers: { 'x-tenant': 'acme', 'x-v': 'v1' } };
+    const c: Kind = { key: 'globex', headers: { 'x-tenant': 'globex', 'x-v': 'v2' } };
+    const d: Kind = { key: 'acmf', headers: { 'x-tenant': 'acme', 'x-v': 'v2' } };
+    const kinds: Kind[] = [a, a, b, a, c, c, d, { key: '' }, a];
+    const ms = kinds.map((k, i) => prepareMessage({ key: k.key, headers: k.headers && { ...k.headers }, value: Buffer.from(`v${i}`) }, MAX_RECORD_BYTES, 5));
+    const buf = encodeAll(ms, 100);
+    let pos = 0;
+    const got = ms.map((m) => {
+      const r = decodeBody(buf, pos + 8, m.size - 8, 't', 0);
+      pos += m.size;
+      return r;
+    });
+    expect(got.map((r) => [r.key, r.headers, r.value.toString(), r.offset])).toEqual(kinds.map((k, i) => [k.key, k.headers ?? {}, `v${i}`, 100 + i]));
+    // A run shares one decoded headers object, which nobody can change under the others.
+    expect(got[1]!.headers).toBe(got[0]!.headers);
+    expect(() => {
+      got[0]!.headers['x-tenant'] = 'other';
+    }).toThrow(TypeError);
+  });
+
   it('rejects messages it cannot store faithfully', () => {
     expect(() => prepareMessage({ key: 'k', value: 'x' as unknown as Buffer }, MAX_RECORD_BYTES, 0)).toThrow(TypeError);
     expect(() => prepareMessage({ key: 'k'.repeat(70_000), value: Buffer.alloc(0) }, MAX_RECORD_BYTES, 0)).toThrow(RangeError);
