@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NormalizedEntry } from '@ingest/contracts';
-import { TelemetryStore, appendPositioned, encodeRow } from '@ingest/storage';
+import { TelemetryStore, encodeRow, positionTail, positionedBody } from '@ingest/storage';
 
 const ROWS = 20_000;
 const roundsArg = process.argv.indexOf('--rounds');
@@ -20,7 +20,7 @@ let offset = 0;
 
 /** ROWS rows shaped like the bench's workload (mixed types, three labels, a JSON data field). */
 function block(): Buffer {
-  const parts: Buffer[] = [];
+  const rows: Array<{ row: Buffer; tail: string }> = [];
   const now = Date.now();
   for (let i = 0; i < ROWS; i++) {
     const metric = i % 3 === 0;
@@ -29,10 +29,10 @@ function block(): Buffer {
       labels: { host: `h${i % 20}`, region: 'eu-west-1', env: 'prod' }, name: metric ? 'cpu.usage' : '', value: metric ? i / 3 : null, unit: metric ? 'percent' : '',
       level: metric ? '' : 'info', message: metric ? '' : `request served in ${i % 100} ms for user ${i} with some more text`, data: { path: '/api/v1/things', status: 200, bytes: i },
     };
-    appendPositioned(parts, Buffer.from(encodeRow(e)), 0, offset + i);
+    rows.push({ row: Buffer.from(encodeRow(e)), tail: positionTail(0, offset + i) });
   }
   offset += ROWS;
-  return Buffer.concat(parts);
+  return positionedBody(rows);
 }
 
 const variants: Array<[string, Record<string, string | number>]> = [

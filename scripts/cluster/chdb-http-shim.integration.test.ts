@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NormalizedEntry } from '@ingest/contracts';
-import { appendPositioned, encodeRow, TelemetryStore } from '@ingest/storage';
+import { encodeRow, positionTail, positionedBody, TelemetryStore } from '@ingest/storage';
 import { startShim } from './chdb-http-shim.ts';
 
 // The shim with real chDB behind it, driven by the store over @clickhouse/client's HTTP transport:
@@ -33,9 +33,7 @@ describe('chDB behind a ClickHouse-HTTP shim', () => {
   it('an INSERT body with its dedup token lands once however often it is sent; FINAL counts it with bound parameters', async () => {
     const ts = Date.UTC(2026, 0, 1);
     const entry: NormalizedEntry = { id: 'e-1', tenant: 'shim-t', type: 'log', ts, receivedAt: ts, app: 'a', source: 's', labels: {}, name: '', value: null, unit: '', level: 'info', message: 'x', data: {} };
-    const parts: Buffer[] = [];
-    appendPositioned(parts, Buffer.from(encodeRow(entry)), 0, 7);
-    const body = Buffer.concat(parts);
+    const body = positionedBody([{ row: Buffer.from(encodeRow(entry)), tail: positionTail(0, 7) }]);
     await store.insertEncoded('telemetry', body, 'tok-a');
     await store.insertEncoded('telemetry', body, 'tok-a');
     expect(await store.rowStats('telemetry', 'shim-t')).toEqual({ rows: 1, distinctIds: 1, final: 1 });

@@ -1,6 +1,6 @@
 export { TelemetryStore, TABLES } from './store.ts';
 export type { TableName, CountQuery, StoreOptions } from './store.ts';
-export { toRow, encodeRow, decodeRow, isEncodedRow, encodedRowTs, appendPositioned, ROW_COLUMNS } from './rows.ts';
+export { toRow, encodeRow, decodeRow, isEncodedRow, encodedRowTs, positionTail, positionedBody, ROW_COLUMNS } from './rows.ts';
 export type { TelemetryRow } from './rows.ts';
 export { migrate } from './migrations.ts';
 export { ShadowStore, SHADOW_TABLES, NotAShadowTableError, isShadowTable, assertShadowTable, parseDay, formatDay, rowKey } from './shadow.ts';

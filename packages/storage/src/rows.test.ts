@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { NormalizedEntry } from '@ingest/contracts';
-import { ROW_COLUMNS, appendPositioned, decodeRow, encodeRow, encodedRowTs, isEncodedRow, toRow } from './rows.ts';
+import { ROW_COLUMNS, decodeRow, positionTail, positionedBody, encodeRow, encodedRowTs, isEncodedRow, toRow } from './rows.ts';
 
 const entry: NormalizedEntry = {
   id: 'e-1', tenant: 'acme', type: 'metric', ts: 1_764_547_200_123, receivedAt: 1_764_547_201_000, app: 'web', source: 'host-1',
@@ -37,13 +37,17 @@ describe('encoded rows', () => {
   });
 
   it('gain their log position by bytes alone, as JSONCompactEachRow lines of every column', () => {
-    const parts: Buffer[] = [];
-    const n = appendPositioned(parts, Buffer.from(encodeRow(entry)), 5, 9);
-    const line = Buffer.concat(parts).toString('utf8');
-    expect(Buffer.byteLength(line)).toBe(n);
-    expect(line.endsWith('\n')).toBe(true);
-    const fields = JSON.parse(line) as unknown[];
-    const row = toRow(entry, 5, 9);
-    expect(fields).toEqual(ROW_COLUMNS.map((c) => row[c]));
+    const other = { ...entry, id: 'e-2', message: 'ünïcode ✓', labels: {} };
+    const body = positionedBody([
+      { row: Buffer.from(encodeRow(entry)), tail: positionTail(5, 9) },
+      { row: Buffer.from(encodeRow(other)), tail: positionTail(0, 2 ** 40) },
+    ]).toString('utf8');
+    const lines = body.split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[2]).toBe('');
+    const first = toRow(entry, 5, 9);
+    const second = toRow(other, 0, 2 ** 40);
+    expect(JSON.parse(lines[0]!)).toEqual(ROW_COLUMNS.map((c) => first[c]));
+    expect(JSON.parse(lines[1]!)).toEqual(ROW_COLUMNS.map((c) => second[c]));
   });
 });

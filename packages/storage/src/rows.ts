@@ -60,15 +60,25 @@ export function encodedRowTs(value: Buffer): number {
   return i === 1 || value[0] !== OPEN || value[i] !== COMMA ? NaN : n;
 }
 
+/** What a row gains for its log position in an insert body: its closing bracket becomes the two position columns. */
+export function positionTail(partition: number, offset: number): string {
+  return `,${partition},${offset}]\n`;
+}
+
 /**
- * Appends an encoded row, with its log position, to an insert body: the row's closing bracket
- * becomes the two position columns. Byte work only.
+ * One insert body of encoded rows with their position tails, as JSONCompactEachRow lines. Byte work
+ * only, and one allocation for the whole body.
  */
-export function appendPositioned(out: Buffer[], value: Buffer, partition: number, offset: number): number {
-  const head = value.subarray(0, value.length - 1);
-  const tail = Buffer.from(`,${partition},${offset}]\n`);
-  out.push(head, tail);
-  return head.length + tail.length;
+export function positionedBody(rows: ReadonlyArray<{ readonly row: Buffer; readonly tail: string }>): Buffer {
+  let total = 0;
+  for (const r of rows) total += r.row.length - 1 + r.tail.length;
+  const out = Buffer.allocUnsafe(total);
+  let p = 0;
+  for (const r of rows) {
+    p += r.row.copy(out, p, 0, r.row.length - 1);
+    p += out.write(r.tail, p, 'latin1');
+  }
+  return out;
 }
 
 /** The row decoded, for the few paths that need fields in JavaScript (replay, refused rows). */

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NormalizedEntry } from '@ingest/contracts';
 import { TelemetryStore } from './store.ts';
-import { appendPositioned, encodeRow, toRow } from './rows.ts';
+import { encodeRow, positionTail, positionedBody, toRow } from './rows.ts';
 
 // Real ClickHouse engine (chDB in-process): the SQL here is the SQL a ClickHouse server runs.
 describe('TelemetryStore on chDB', () => {
@@ -55,11 +55,7 @@ describe('TelemetryStore on chDB', () => {
 
   it('encoded rows insert as bytes: every column as toRow would store it, the token deduplicates, the next token adds', async () => {
     const e: NormalizedEntry = { ...entry('enc-1', 't3'), type: 'metric', name: 'cpu', value: 0.25, unit: 'ratio', labels: { host: 'a"b', 'ü': '\n' }, message: 'quote " and \\ and \u2028', data: { nested: { k: [1, 'x'] } } };
-    const body = (offset: number) => {
-      const parts: Buffer[] = [];
-      appendPositioned(parts, Buffer.from(encodeRow(e)), 3, offset);
-      return Buffer.concat(parts);
-    };
+    const body = (offset: number) => positionedBody([{ row: Buffer.from(encodeRow(e)), tail: positionTail(3, offset) }]);
     await store.insertEncoded('telemetry', body(7), 'enc:3:7-7');
     await store.insertEncoded('telemetry', body(7), 'enc:3:7-7');
     expect(await store.rowStats('telemetry', 't3')).toEqual({ rows: 1, distinctIds: 1, final: 1 });

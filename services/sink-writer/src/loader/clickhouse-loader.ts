@@ -1,7 +1,7 @@
 import type { DeadLetter, NormalizedEntry } from '@ingest/contracts';
 import { HEADERS } from '@ingest/contracts';
 import type { LogConsumer, LogMessage, LogProducer, MessageBatch } from '@ingest/log';
-import { appendPositioned, decodeRow, encodeRow, encodedRowTs, insertRefusal, isEncodedRow, type InsertRefusal, type TableName, type TelemetryRow, type TelemetryStore } from '@ingest/storage';
+import { decodeRow, encodeRow, encodedRowTs, positionTail, positionedBody, insertRefusal, isEncodedRow, type InsertRefusal, type TableName, type TelemetryRow, type TelemetryStore } from '@ingest/storage';
 import { daysOf, type DayGate } from './day-gate.ts';
 
 /**
@@ -47,8 +47,9 @@ interface EncodedRow {
   key: string;
   value: Buffer;
   ts: number;
-  parts: Buffer[];
-  bytes: number;
+  /** The row bytes, and what the insert body appends for the log position (see positionedBody). */
+  row: Buffer;
+  tail: string;
 }
 
 /** A log batch as insert bodies, without parsing the rows: only the event time is read, from its fixed place. */
@@ -59,9 +60,7 @@ export function encodeBatch(batch: MessageBatch, onBad: (offset: number, reason:
       const row = rowBytes(m.value);
       const ts = encodedRowTs(row);
       if (Number.isNaN(ts)) throw new Error('row has no event time where the format puts it');
-      const parts: Buffer[] = [];
-      const bytes = appendPositioned(parts, row, m.partition, m.offset);
-      out.push({ offset: m.offset, appendedAt: m.timestamp, key: m.key, value: m.value, ts, parts, bytes });
+      out.push({ offset: m.offset, appendedAt: m.timestamp, key: m.key, value: m.value, ts, row, tail: positionTail(m.partition, m.offset) });
     } catch (err) {
       onBad(m.offset, (err as Error).message);
     }
@@ -74,16 +73,6 @@ function tokenOf(topic: string, partition: number, rows: ReadonlyArray<EncodedRo
   const last = rows[rows.length - 1];
   if (first === undefined || last === undefined) return dedupToken({ topic, partition, firstOffset: -1, lastOffset: -1 });
   return dedupToken({ topic, partition, firstOffset: first.offset, lastOffset: last.offset, firstTs: first.appendedAt, lastTs: last.appendedAt });
-}
-
-function bodyOf(rows: ReadonlyArray<EncodedRow>): Buffer {
-  let total = 0;
-  const parts: Buffer[] = [];
-  for (const r of rows) {
-    parts.push(...r.parts);
-    total += r.bytes;
-  }
-  return Buffer.concat(parts, total);
 }
 
 export interface LoaderHooks {
@@ -163,7 +152,7 @@ export class ClickHouseLoader {
   /** Inserts the batch; returns how many of its rows were refused and dead-lettered instead. */
   private async insertOrSplit(batch: MessageBatch, rows: EncodedRow[], token: string): Promise<number> {
     try {
-      await this.store.insertEncoded(this.table, bodyOf(rows), token);
+      await this.store.insertEncoded(this.table, positionedBody(rows), token);
       return 0;
     } catch (e) {
       this.hooks.onError?.(batch, e);
@@ -197,7 +186,7 @@ export class ClickHouseLoader {
     const last = rows[rows.length - 1];
     if (first === undefined || last === undefined) return;
     try {
-      await this.store.insertEncoded(this.table, bodyOf(rows), tokenOf(batch.topic, batch.partition, rows));
+      await this.store.insertEncoded(this.table, positionedBody(rows), tokenOf(batch.topic, batch.partition, rows));
       return;
     } catch (e) {
       const refusal = insertRefusal(e);
