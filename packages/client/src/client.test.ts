@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '@ingest/testkit/wait';
 import { IngestClient } from './client.ts';
 import type { IngestClientOptions } from './options.ts';
 import { retryDelay } from './sender.ts';
@@ -148,9 +149,8 @@ describe('IngestClient delivery', () => {
     const s = c.stats();
     expect(s).toMatchObject({ appendedTotal: 3000, exportedTotal: 3000, failedTotal: 0, droppedTotal: 0, backlog: 0, ackedOffset: 2999, nextOffset: 3000 });
     expect(t.attempts.every((a) => a.entries.length <= 100)).toBe(true);
-    // Acked segments are deleted in the background: wait for it, bounded, rather than a fixed pause.
-    const deadline = Date.now() + 10_000;
-    while (c.stats().diskBytes >= 64 * 1024 && Date.now() < deadline) await sleep(10);
+    // Acked segments are deleted in the background; waitUntil fails the test at its bound.
+    await waitUntil('acknowledged segments to be deleted', () => c.stats().diskBytes < 64 * 1024, 10_000, 10);
     expect(c.stats().diskBytes).toBeLessThan(64 * 1024);
   });
 
@@ -225,7 +225,8 @@ describe('IngestClient delivery', () => {
     const t = new FakeTransport(async (e) => {
       n++;
       const refuse = n <= 3;
-      await sleep(5);
+      // Request latency, not a wait on anything: it lets the three requests overlap, so refusals arrive while others are out.
+      await new Promise((r) => setTimeout(r, 5));
       if (!refuse) return { kind: 'ok', accepted: e.length, rejected: [] };
       refusals.push({ at: Date.now(), startedBefore: t.attempts.length });
       return { kind: 'retry', status: 503, code: 'INGEST_ERR_EDGE_OVERLOADED', message: 'busy', retryAfterMs: 300 };
@@ -246,13 +247,33 @@ describe('IngestClient delivery', () => {
   });
 
   it('never has more than maxInFlight requests out, and does use them all', async () => {
+    // Requests are held until three are out at once (or every entry has been sent), so reaching
+    // maxInFlight does not depend on how fast requests happen to be answered. The latency after
+    // that is the window in which a client ignoring the limit would send a fourth: without it, all
+    // three answer before such a client has read its next batch and the limit goes untested.
+    const held: Array<() => void> = [];
+    let sent = 0;
+    let gateOpen = false;
+    const releaseHeld = () => {
+      for (const open of held.splice(0)) open();
+    };
     const t = new FakeTransport(async (e) => {
-      await sleep(15);
+      sent += e.length;
+      if (!gateOpen) {
+        const answer = new Promise<void>((r) => held.push(r));
+        if (t.inFlight >= 3 || sent === 1000) releaseHeld();
+        await answer;
+      }
+      await new Promise((r) => setTimeout(r, 15));
       return { kind: 'ok', accepted: e.length, rejected: [] };
     });
     const c = await client(t, { maxBatchSize: 20, maxInFlight: 3 });
     for (let i = 0; i < 1000; i++) c.record(log(i));
-    expect(await c.drain(10_000)).toBe(true);
+    const drained = await c.drain(10_000);
+    // A client that never gets three out leaves requests held: answer them so close() can finish.
+    gateOpen = true;
+    releaseHeld();
+    expect(drained).toBe(true);
     expect(t.maxInFlight).toBe(3);
     expect(c.maxObservedInFlight).toBe(3);
   });
@@ -297,9 +318,20 @@ describe('IngestClient delivery', () => {
     const t = new FakeTransport();
     t.hold();
     const c = await client(t);
+    const recordedFrom = Date.now();
     c.record(log(0));
-    await sleep(120);
-    expect(c.stats().oldestUnackedAgeMs).toBeGreaterThanOrEqual(100);
+    const age = await waitUntil(
+      'the reported age to reach 100 ms',
+      () => {
+        const a = c.stats().oldestUnackedAgeMs;
+        return a >= 100 ? a : undefined;
+      },
+      5000,
+      5,
+    );
+    // The age of that entry, which is still held: never more than the time since it was recorded.
+    expect(age).toBeLessThanOrEqual(Date.now() - recordedFrom);
+    expect(t.delivered).toHaveLength(0);
     t.release();
     expect(await c.drain(5000)).toBe(true);
     expect(c.stats().oldestUnackedAgeMs).toBe(0);
@@ -450,12 +482,18 @@ describe('IngestClient lifecycle', () => {
   it('close() closes the transport and leaves no timers keeping the process alive', async () => {
     const t = new FakeTransport();
     t.hold();
+    const refTimersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const c = await client(t, { fsync: 'interval', fsyncIntervalMs: 10 });
     c.record(log(0));
-    await sleep(50);
+    // The attempt reaching the edge shows the flusher and sender have run: their timers are live.
+    await waitUntil('the transport to receive the attempt', () => t.attempts.length === 1, 5000, 5);
     await c.close();
     expect(t.closed).toBe(true);
     expect(c.stats().inFlight).toBe(0);
+    // The held request was aborted, not left hanging.
+    expect(t.inFlight).toBe(0);
+    // getActiveResourcesInfo() lists only timers that keep the process alive (ref'd ones).
+    expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).toBeLessThanOrEqual(refTimersBefore);
   });
 });
 
