@@ -3,11 +3,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { waitUntil } from '@ingest/testkit/wait';
+import { writeChunkCapBytes } from './buffer.ts';
 import { IngestClient } from './client.ts';
 import type { IngestClientOptions } from './options.ts';
 import { retryDelay } from './sender.ts';
 import { interpretResponse } from './transport.ts';
 import { IngestClientError } from './errors.ts';
+import { encodeEntry } from './entry.ts';
+import { recordSize } from './wal/format.ts';
 import { FakeTransport } from '../test/fake-transport.ts';
 
 const clients: IngestClient[] = [];
@@ -34,10 +37,10 @@ async function client(t: FakeTransport, o: Partial<IngestClientOptions> = {}): P
 }
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+// The same size for every i below 100,000: the disk-budget tests count free space in whole entries.
 function log(i: number) {
-  return { type: 'log' as const, app: 'test', data: { level: 'info', message: `entry ${i}` } };
+  return { type: 'log' as const, app: 'test', data: { level: 'info', message: `entry ${String(i).padStart(5, '0')}` } };
 }
 
 describe('IngestClient record path', () => {
@@ -339,8 +342,18 @@ describe('IngestClient delivery', () => {
 });
 
 describe('IngestClient disk budget', () => {
-  // ~175 bytes per record on disk: 1,000 entries need ~175 KB against a 32 KiB budget.
-  const small: Partial<IngestClientOptions> = { segmentBytes: 8 * 1024, maxDiskBytes: 32 * 1024, maxEntryBytes: 1024, maxBatchBytes: 8 * 1024, maxBatchSize: 20 };
+  // ~170 bytes per record on disk: 1,000 entries need ~170 KB against a 32 KiB budget.
+  const MAX_DISK = 32 * 1024;
+  const small: Partial<IngestClientOptions> = { segmentBytes: 8 * 1024, maxDiskBytes: MAX_DISK, maxEntryBytes: 1024, maxBatchBytes: 8 * 1024, maxBatchSize: 20 };
+  const ENTRY_ON_DISK = recordSize(encodeEntry(log(0), 1024, Date.now()).payload.length);
+  // What the flusher writes at once while the buffer holds more: as many whole entries as fit
+  // under writeChunkCapBytes. With the edge answering nothing, no space is ever freed, so once
+  // less than that is free the flusher can finish at most the write it may be doing now, and
+  // then waits for good.
+  const CHUNK_ENTRIES = Math.floor(writeChunkCapBytes(MAX_DISK) / ENTRY_ON_DISK);
+  const noRoomForAChunk = (c: IngestClient) => MAX_DISK - c.stats().diskBytes < CHUNK_ENTRIES * ENTRY_ON_DISK;
+  // Every request the edge got is held: nothing is acknowledged, so no disk space comes back.
+  const edgeHoldsAll = (t: FakeTransport) => t.attempts.length > 0 && t.inFlight === t.attempts.length;
 
   it('block: flush() waits while the budget is used up, nothing is dropped, and everything arrives once space frees', async () => {
     const t = new FakeTransport();
@@ -349,7 +362,7 @@ describe('IngestClient disk budget', () => {
     const ids = Array.from({ length: 1000 }, (_, i) => c.record(log(i)));
     let flushed = false;
     const f = c.flush().then(() => (flushed = true));
-    await sleep(300);
+    await waitUntil('the disk at its budget with entries still buffered and the edge holding all', () => noRoomForAChunk(c) && c.stats().buffered > 0 && edgeHoldsAll(t), 10_000, 5);
     expect(flushed).toBe(false);
     expect(c.stats().diskBytes).toBeLessThanOrEqual(32 * 1024);
     expect(c.stats().buffered).toBeGreaterThan(0);
@@ -363,24 +376,40 @@ describe('IngestClient disk budget', () => {
   it('block: record() throws CLIENT_ERR_BUFFER_FULL when the buffer is full too; recordAsync() waits for room', async () => {
     const t = new FakeTransport();
     t.hold();
-    const c = await client(t, { ...small, fullPolicy: 'block', maxBufferEntries: 100 });
+    const BUFFER = 100;
+    const c = await client(t, { ...small, fullPolicy: 'block', maxBufferEntries: BUFFER });
     let thrown: unknown;
-    for (let i = 0; i < 5000 && !thrown; i++) {
+    for (let i = 0; i < 5000 && thrown === undefined; ) {
       try {
         c.record(log(i));
+        i++;
       } catch (e) {
-        thrown = e;
+        const flusherBehind = e instanceof IngestClientError && e.code === 'CLIENT_ERR_BUFFER_FULL' && !noRoomForAChunk(c);
+        if (!flusherBehind) {
+          thrown = e;
+          break;
+        }
+        // Only the buffer is full: the flusher has not caught up yet. Let it make room, or fill the disk.
+        await waitUntil('room in the buffer or the disk at its budget', () => c.stats().buffered < BUFFER || noRoomForAChunk(c), 10_000, 1);
       }
-      if (i % 50 === 0) await sleep(1);
     }
     expect(thrown).toBeInstanceOf(IngestClientError);
     expect((thrown as IngestClientError).code).toBe('CLIENT_ERR_BUFFER_FULL');
-    // recordAsync() waits instead: of 300 calls made now, most cannot be admitted until the
-    // edge answers (the buffer, plus the one chunk the flusher holds, is all the room there is).
+    expect(noRoomForAChunk(c)).toBe(true);
+    // recordAsync() waits instead. The buffer was full when record() threw; from now on the
+    // flusher can take one more chunk out of it at most, which it cannot write. So of 300 calls
+    // made now no more than a chunk's worth can be admitted until the edge answers.
+    const appendedBefore = c.stats().appendedTotal;
     let resolved = 0;
     const waits = Array.from({ length: 300 }, (_, i) => c.recordAsync(log(10_000 + i)).then(() => resolved++));
-    await sleep(150);
-    expect(resolved).toBeLessThan(300);
+    // Whatever was admitted shows in appendedTotal at once; wait until its callers have seen it too.
+    await waitUntil(
+      'no more room, the edge holding all, and every admitted call resolved',
+      () => noRoomForAChunk(c) && edgeHoldsAll(t) && c.stats().appendedTotal - appendedBefore === resolved,
+      10_000,
+      5,
+    );
+    expect(resolved).toBeLessThanOrEqual(CHUNK_ENTRIES);
     expect(c.stats().droppedTotal).toBe(0);
     t.release();
     await Promise.all(waits);
