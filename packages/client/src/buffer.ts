@@ -15,6 +15,14 @@ const MAX_ROOM_WAITERS = 1024;
 const WRITE_CHUNK_ENTRIES = 16_384;
 const WRITE_CHUNK_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Most bytes one WAL write takes (at most a quarter of the disk budget). Exported so tests can
+ * tell from the disk usage when the flusher's next write can no longer fit.
+ */
+export function writeChunkCapBytes(maxDiskBytes: number): number {
+  return Math.min(WRITE_CHUNK_BYTES, Math.floor(maxDiskBytes / 4));
+}
+
 interface RoomWaiter {
   item: Buffered;
   resolve: () => void;
@@ -133,7 +141,7 @@ export class RecordBuffer {
    * meanwhile can never remove an entry that is being written.
    */
   takeChunk(): Buffered[] {
-    const cap = Math.min(WRITE_CHUNK_BYTES, Math.floor(this.s.maxDiskBytes / 4));
+    const cap = writeChunkCapBytes(this.s.maxDiskBytes);
     const candidates = this.items.slice(WRITE_CHUNK_ENTRIES);
     let bytes = 0;
     let n = 0;

@@ -2,11 +2,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '@ingest/testkit/wait';
+import { writeChunkCapBytes } from './buffer.ts';
 import { IngestClient } from './client.ts';
 import type { IngestClientOptions } from './options.ts';
 import { retryDelay } from './sender.ts';
 import { interpretResponse } from './transport.ts';
 import { IngestClientError } from './errors.ts';
+import { encodeEntry } from './entry.ts';
+import { recordSize } from './wal/format.ts';
 import { FakeTransport } from '../test/fake-transport.ts';
 
 const clients: IngestClient[] = [];
@@ -33,10 +37,10 @@ async function client(t: FakeTransport, o: Partial<IngestClientOptions> = {}): P
 }
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+// The same size for every i below 100,000: the disk-budget tests count free space in whole entries.
 function log(i: number) {
-  return { type: 'log' as const, app: 'test', data: { level: 'info', message: `entry ${i}` } };
+  return { type: 'log' as const, app: 'test', data: { level: 'info', message: `entry ${String(i).padStart(5, '0')}` } };
 }
 
 describe('IngestClient record path', () => {
@@ -148,9 +152,8 @@ describe('IngestClient delivery', () => {
     const s = c.stats();
     expect(s).toMatchObject({ appendedTotal: 3000, exportedTotal: 3000, failedTotal: 0, droppedTotal: 0, backlog: 0, ackedOffset: 2999, nextOffset: 3000 });
     expect(t.attempts.every((a) => a.entries.length <= 100)).toBe(true);
-    // Acked segments are deleted in the background: wait for it, bounded, rather than a fixed pause.
-    const deadline = Date.now() + 10_000;
-    while (c.stats().diskBytes >= 64 * 1024 && Date.now() < deadline) await sleep(10);
+    // Acked segments are deleted in the background; waitUntil fails the test at its bound.
+    await waitUntil('acknowledged segments to be deleted', () => c.stats().diskBytes < 64 * 1024, 10_000, 10);
     expect(c.stats().diskBytes).toBeLessThan(64 * 1024);
   });
 
@@ -225,7 +228,8 @@ describe('IngestClient delivery', () => {
     const t = new FakeTransport(async (e) => {
       n++;
       const refuse = n <= 3;
-      await sleep(5);
+      // Request latency, not a wait on anything: it lets the three requests overlap, so refusals arrive while others are out.
+      await new Promise((r) => setTimeout(r, 5));
       if (!refuse) return { kind: 'ok', accepted: e.length, rejected: [] };
       refusals.push({ at: Date.now(), startedBefore: t.attempts.length });
       return { kind: 'retry', status: 503, code: 'INGEST_ERR_EDGE_OVERLOADED', message: 'busy', retryAfterMs: 300 };
@@ -246,13 +250,33 @@ describe('IngestClient delivery', () => {
   });
 
   it('never has more than maxInFlight requests out, and does use them all', async () => {
+    // Requests are held until three are out at once (or every entry has been sent), so reaching
+    // maxInFlight does not depend on how fast requests happen to be answered. The latency after
+    // that is the window in which a client ignoring the limit would send a fourth: without it, all
+    // three answer before such a client has read its next batch and the limit goes untested.
+    const held: Array<() => void> = [];
+    let sent = 0;
+    let gateOpen = false;
+    const releaseHeld = () => {
+      for (const open of held.splice(0)) open();
+    };
     const t = new FakeTransport(async (e) => {
-      await sleep(15);
+      sent += e.length;
+      if (!gateOpen) {
+        const answer = new Promise<void>((r) => held.push(r));
+        if (t.inFlight >= 3 || sent === 1000) releaseHeld();
+        await answer;
+      }
+      await new Promise((r) => setTimeout(r, 15));
       return { kind: 'ok', accepted: e.length, rejected: [] };
     });
     const c = await client(t, { maxBatchSize: 20, maxInFlight: 3 });
     for (let i = 0; i < 1000; i++) c.record(log(i));
-    expect(await c.drain(10_000)).toBe(true);
+    const drained = await c.drain(10_000);
+    // A client that never gets three out leaves requests held: answer them so close() can finish.
+    gateOpen = true;
+    releaseHeld();
+    expect(drained).toBe(true);
     expect(t.maxInFlight).toBe(3);
     expect(c.maxObservedInFlight).toBe(3);
   });
@@ -297,9 +321,20 @@ describe('IngestClient delivery', () => {
     const t = new FakeTransport();
     t.hold();
     const c = await client(t);
+    const recordedFrom = Date.now();
     c.record(log(0));
-    await sleep(120);
-    expect(c.stats().oldestUnackedAgeMs).toBeGreaterThanOrEqual(100);
+    const age = await waitUntil(
+      'the reported age to reach 100 ms',
+      () => {
+        const a = c.stats().oldestUnackedAgeMs;
+        return a >= 100 ? a : undefined;
+      },
+      5000,
+      5,
+    );
+    // The age of that entry, which is still held: never more than the time since it was recorded.
+    expect(age).toBeLessThanOrEqual(Date.now() - recordedFrom);
+    expect(t.delivered).toHaveLength(0);
     t.release();
     expect(await c.drain(5000)).toBe(true);
     expect(c.stats().oldestUnackedAgeMs).toBe(0);
@@ -307,8 +342,18 @@ describe('IngestClient delivery', () => {
 });
 
 describe('IngestClient disk budget', () => {
-  // ~175 bytes per record on disk: 1,000 entries need ~175 KB against a 32 KiB budget.
-  const small: Partial<IngestClientOptions> = { segmentBytes: 8 * 1024, maxDiskBytes: 32 * 1024, maxEntryBytes: 1024, maxBatchBytes: 8 * 1024, maxBatchSize: 20 };
+  // ~170 bytes per record on disk: 1,000 entries need ~170 KB against a 32 KiB budget.
+  const MAX_DISK = 32 * 1024;
+  const small: Partial<IngestClientOptions> = { segmentBytes: 8 * 1024, maxDiskBytes: MAX_DISK, maxEntryBytes: 1024, maxBatchBytes: 8 * 1024, maxBatchSize: 20 };
+  const ENTRY_ON_DISK = recordSize(encodeEntry(log(0), 1024, Date.now()).payload.length);
+  // What the flusher writes at once while the buffer holds more: as many whole entries as fit
+  // under writeChunkCapBytes. With the edge answering nothing, no space is ever freed, so once
+  // less than that is free the flusher can finish at most the write it may be doing now, and
+  // then waits for good.
+  const CHUNK_ENTRIES = Math.floor(writeChunkCapBytes(MAX_DISK) / ENTRY_ON_DISK);
+  const noRoomForAChunk = (c: IngestClient) => MAX_DISK - c.stats().diskBytes < CHUNK_ENTRIES * ENTRY_ON_DISK;
+  // Every request the edge got is held: nothing is acknowledged, so no disk space comes back.
+  const edgeHoldsAll = (t: FakeTransport) => t.attempts.length > 0 && t.inFlight === t.attempts.length;
 
   it('block: flush() waits while the budget is used up, nothing is dropped, and everything arrives once space frees', async () => {
     const t = new FakeTransport();
@@ -317,7 +362,7 @@ describe('IngestClient disk budget', () => {
     const ids = Array.from({ length: 1000 }, (_, i) => c.record(log(i)));
     let flushed = false;
     const f = c.flush().then(() => (flushed = true));
-    await sleep(300);
+    await waitUntil('the disk at its budget with entries still buffered and the edge holding all', () => noRoomForAChunk(c) && c.stats().buffered > 0 && edgeHoldsAll(t), 10_000, 5);
     expect(flushed).toBe(false);
     expect(c.stats().diskBytes).toBeLessThanOrEqual(32 * 1024);
     expect(c.stats().buffered).toBeGreaterThan(0);
@@ -331,24 +376,40 @@ describe('IngestClient disk budget', () => {
   it('block: record() throws CLIENT_ERR_BUFFER_FULL when the buffer is full too; recordAsync() waits for room', async () => {
     const t = new FakeTransport();
     t.hold();
-    const c = await client(t, { ...small, fullPolicy: 'block', maxBufferEntries: 100 });
+    const BUFFER = 100;
+    const c = await client(t, { ...small, fullPolicy: 'block', maxBufferEntries: BUFFER });
     let thrown: unknown;
-    for (let i = 0; i < 5000 && !thrown; i++) {
+    for (let i = 0; i < 5000 && thrown === undefined; ) {
       try {
         c.record(log(i));
+        i++;
       } catch (e) {
-        thrown = e;
+        const flusherBehind = e instanceof IngestClientError && e.code === 'CLIENT_ERR_BUFFER_FULL' && !noRoomForAChunk(c);
+        if (!flusherBehind) {
+          thrown = e;
+          break;
+        }
+        // Only the buffer is full: the flusher has not caught up yet. Let it make room, or fill the disk.
+        await waitUntil('room in the buffer or the disk at its budget', () => c.stats().buffered < BUFFER || noRoomForAChunk(c), 10_000, 1);
       }
-      if (i % 50 === 0) await sleep(1);
     }
     expect(thrown).toBeInstanceOf(IngestClientError);
     expect((thrown as IngestClientError).code).toBe('CLIENT_ERR_BUFFER_FULL');
-    // recordAsync() waits instead: of 300 calls made now, most cannot be admitted until the
-    // edge answers (the buffer, plus the one chunk the flusher holds, is all the room there is).
+    expect(noRoomForAChunk(c)).toBe(true);
+    // recordAsync() waits instead. The buffer was full when record() threw; from now on the
+    // flusher can take one more chunk out of it at most, which it cannot write. So of 300 calls
+    // made now no more than a chunk's worth can be admitted until the edge answers.
+    const appendedBefore = c.stats().appendedTotal;
     let resolved = 0;
     const waits = Array.from({ length: 300 }, (_, i) => c.recordAsync(log(10_000 + i)).then(() => resolved++));
-    await sleep(150);
-    expect(resolved).toBeLessThan(300);
+    // Whatever was admitted shows in appendedTotal at once; wait until its callers have seen it too.
+    await waitUntil(
+      'no more room, the edge holding all, and every admitted call resolved',
+      () => noRoomForAChunk(c) && edgeHoldsAll(t) && c.stats().appendedTotal - appendedBefore === resolved,
+      10_000,
+      5,
+    );
+    expect(resolved).toBeLessThanOrEqual(CHUNK_ENTRIES);
     expect(c.stats().droppedTotal).toBe(0);
     t.release();
     await Promise.all(waits);
@@ -450,12 +511,18 @@ describe('IngestClient lifecycle', () => {
   it('close() closes the transport and leaves no timers keeping the process alive', async () => {
     const t = new FakeTransport();
     t.hold();
+    const refTimersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const c = await client(t, { fsync: 'interval', fsyncIntervalMs: 10 });
     c.record(log(0));
-    await sleep(50);
+    // The attempt reaching the edge shows the flusher and sender have run: their timers are live.
+    await waitUntil('the transport to receive the attempt', () => t.attempts.length === 1, 5000, 5);
     await c.close();
     expect(t.closed).toBe(true);
     expect(c.stats().inFlight).toBe(0);
+    // The held request was aborted, not left hanging.
+    expect(t.inFlight).toBe(0);
+    // getActiveResourcesInfo() lists only timers that keep the process alive (ref'd ones).
+    expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).toBeLessThanOrEqual(refTimersBefore);
   });
 });
 
