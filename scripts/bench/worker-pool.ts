@@ -187,7 +187,7 @@ for (let round = 0; round < ROUNDS; round++) {
 
 const perEntry = (rs: Run[], f: (r: Run) => number) => median(rs.map((r) => f(r) / r.entries));
 const base = perEntry(runs.get(variants[0]?.[0] ?? '') ?? [], (r) => r.cpuUs);
-console.log('\n| variant | µs CPU per entry (all threads) | vs inline | entries/s | main-thread µs per entry |');
+console.log('\n| variant | µs CPU per entry (all threads) | vs inline | entries/s | main thread busy, µs per entry (wall) |');
 console.log('|---|---|---|---|---|');
 for (const [name, rs] of runs) {
   const cpu = perEntry(rs, (r) => r.cpuUs);
