@@ -2,9 +2,10 @@
  * Does moving the edge's parse and the normalizer's validation to a worker pool pay (issue 10)?
  * `npx tsx scripts/bench/worker-pool.ts [--rounds 5] [--requests 100] [--inflight 8]`
  *
- * Per request of the bench's workload (500 entries, ~200 KB), the same work three ways: inline on
- * the main thread, and in a piscina pool of 1 or 2 workers returning either the row strings
- * (structured clone) or every row packed into one transferred buffer. Every variant ends where the
+ * Per request of the bench's workload (500 entries, ~200 KB), the same work inline on the main
+ * thread, and in a piscina pool of 1 or 2 workers returning either the row strings (structured
+ * clone) or every row packed into one transferred buffer; two controls run a whole run's bodies in
+ * one task (no per-request messages), the worker's code loaded two ways. Every variant ends where the
  * normalizer hands over to the sink writer: one Buffer per accepted row on the main thread.
  * CPU is process.cpuUsage() (every thread, GC included) per entry; the main thread's share is its
  * event-loop active time. Variants alternate within each round, in a rotating order; medians.
@@ -126,8 +127,8 @@ function wholeRunInWorker(pool: Piscina<ParseTask, ParseResult>) {
 
 const taskTs = new URL('./worker-pool-task.ts', import.meta.url);
 // Under tsx a worker does not get tsx's ESM hooks (Node 20): piscina's worker require()s the task,
-// so tsx compiles it and everything it imports to CommonJS. The product would ship the worker as
-// one bundled ES module instead; both are measured.
+// so tsx compiles it and everything it imports to CommonJS, unlike the main thread's code. Bundled
+// as one ES module it runs as the main thread's does; the tsx-loaded way is kept as a control.
 const bundled = new URL('../../node_modules/.cache/worker-pool-bench/task.mjs', import.meta.url);
 await build({ entryPoints: [taskTs.pathname], outfile: bundled.pathname, bundle: true, format: 'esm', platform: 'node', target: 'node20', external: ['piscina'], logLevel: 'warning' });
 const poolOf = (threads: number, filename: URL) => new Piscina<ParseTask, ParseResult>({ filename: filename.href, minThreads: threads, maxThreads: threads, idleTimeout: 3_600_000 });
