@@ -32,6 +32,10 @@ export const INGEST_VERSIONS = { live: 'v2', mirror: 'v2-mirror' } as const;
 export interface NormalizeRequest {
   tenant: string;
   receivedAt: number;
+  /**
+   * Handed over: the normalizer empties each slot once it has encoded the entry, so a request
+   * waiting for the log holds rows, not the parsed objects. The caller does not read it afterwards.
+   */
   entries: unknown[];
   /** The decompressed body size, what the request holds of each in-flight budget. */
   bytes: number;

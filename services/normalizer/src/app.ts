@@ -85,8 +85,13 @@ export async function buildNormalizer(opts: NormalizerOptions): Promise<Normaliz
       const rejected: EntryRejection[] = [];
       const deadLetters: Buffer[] = [];
       const ctx = { tenant, receivedAt: request.receivedAt, limits: entryLimits };
+      const entries = request.entries;
       for (let i = 0; i < n; i++) {
-        const raw = request.entries[i];
+        const raw = entries[i];
+        // Taken over (see NormalizeRequest.entries): once encoded, the parsed entry is let go, so a
+        // request waiting for the log's fsync holds its rows, not its object graph, and the graph
+        // dies young instead of being copied by every scavenge until it is promoted.
+        entries[i] = undefined;
         const out = normalizeEntry(raw, ctx);
         if (out.ok) {
           const row = Buffer.from(out.row);
