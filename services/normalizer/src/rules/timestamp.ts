@@ -69,11 +69,9 @@ function iso(ms: number): string {
  */
 export function normalizeTimestamp(value: unknown, receivedAt: number, limits: EntryLimits): number | RejectedOutcome {
   let ts: number;
-  let shown: string;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) return reject('INGEST_ERR_ENTRY_TIMESTAMP', `timestamp must be a finite number of epoch milliseconds, got ${String(value)}`);
     ts = Math.floor(value);
-    shown = String(value);
   } else if (typeof value === 'string') {
     const parsed = parseIsoTimestamp(value);
     if (typeof parsed === 'string') {
@@ -81,7 +79,6 @@ export function normalizeTimestamp(value: unknown, receivedAt: number, limits: E
       return reject('INGEST_ERR_ENTRY_TIMESTAMP', `timestamp ${parsed}${hint}`);
     }
     ts = parsed;
-    shown = preview(value);
   } else if (value === undefined || value === null) {
     return reject('INGEST_ERR_ENTRY_FIELD_MISSING', 'timestamp is required: an ISO 8601 string with a zone or epoch milliseconds');
   } else {
@@ -89,13 +86,15 @@ export function normalizeTimestamp(value: unknown, receivedAt: number, limits: E
   }
   const oldest = receivedAt - limits.maxPastMs;
   const newest = receivedAt + limits.maxFutureMs;
+  // Only a refusal shows the value: nothing is formatted for the entries that pass.
+  const shown = (): string => (typeof value === 'string' ? preview(value) : String(value));
   if (ts < oldest) {
     const hint = typeof value === 'number' ? epochHint(value, receivedAt) : '';
-    return reject('INGEST_ERR_ENTRY_TIMESTAMP', `timestamp ${shown} (${iso(ts)}) is older than the accepted window starting ${iso(oldest)}${hint}`);
+    return reject('INGEST_ERR_ENTRY_TIMESTAMP', `timestamp ${shown()} (${iso(ts)}) is older than the accepted window starting ${iso(oldest)}${hint}`);
   }
   if (ts > newest) {
     const hint = typeof value === 'number' ? epochHint(value, receivedAt) : '';
-    return reject('INGEST_ERR_ENTRY_TIMESTAMP', `timestamp ${shown} (${iso(ts)}) is more than ${Math.round(limits.maxFutureMs / 1000)} s ahead of the receive time ${iso(receivedAt)}${hint}`);
+    return reject('INGEST_ERR_ENTRY_TIMESTAMP', `timestamp ${shown()} (${iso(ts)}) is more than ${Math.round(limits.maxFutureMs / 1000)} s ahead of the receive time ${iso(receivedAt)}${hint}`);
   }
   return ts;
 }
