@@ -151,14 +151,7 @@ export function decodeBody(
   const offset = readU64(buf, start + 1);
   const timestamp = readI64(buf, start + 9);
   const metaStart = start + 17;
-  let p = metaStart;
-  p += 2 + buf.readUInt16BE(p);
-  const headerCount = buf.readUInt16BE(p);
-  p += 2;
-  for (let i = 0; i < headerCount; i++) {
-    p += 2 + buf.readUInt16BE(p);
-    p += 2 + buf.readUInt16BE(p);
-  }
+  const p = valueStart(buf, start);
   if (p > end) throw new RangeError('record fields overrun the record body');
   if (buf.compare(lastMeta, 0, lastMeta.length, metaStart, p) !== 0) decodeMeta(buf, metaStart, p);
   // A copy, so a consumer holding one value does not pin the whole read chunk in memory.
@@ -191,6 +184,11 @@ function decodeMeta(buf: Buffer, start: number, end: number): void {
 
 /** Value length of a body without decoding it (for byte budgets before deciding to decode). */
 export function bodyValueLength(buf: Buffer, start: number, length: number): number {
+  return start + length - valueStart(buf, start);
+}
+
+/** Where the value of the body at `start` begins: after the key and the headers, by their lengths alone. */
+function valueStart(buf: Buffer, start: number): number {
   let p = start + 17;
   p += 2 + buf.readUInt16BE(p);
   const headerCount = buf.readUInt16BE(p);
@@ -199,7 +197,7 @@ export function bodyValueLength(buf: Buffer, start: number, length: number): num
     p += 2 + buf.readUInt16BE(p);
     p += 2 + buf.readUInt16BE(p);
   }
-  return start + length - p;
+  return p;
 }
 
 function writeU64(buf: Buffer, pos: number, v: number): number {
