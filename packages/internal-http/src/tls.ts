@@ -107,12 +107,21 @@ async function fingerprint(cfg: ServerTlsFiles): Promise<string> {
 }
 
 /** The server half of internal TLS: what a normalizer or sink writer hands fastify, and its reloader. */
-export function serveTls(cfg: ServerTlsFiles): { https: TlsMaterial; attach(server: unknown, log: { info(o: object, m: string): void; warn(o: object, m: string): void }): TlsReloader } {
+/** The parts of a fastify instance the reloader needs: its server, its log, and a hook to stop with it. */
+export interface TlsServedApp {
+  server: unknown;
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void };
+  addHook(name: 'onClose', hook: () => Promise<void>): unknown;
+}
+
+export function serveTls(cfg: ServerTlsFiles): { https: TlsMaterial; attach(app: TlsServedApp): TlsReloader } {
   let lastFailure = '';
   return {
     https: readTlsMaterial(cfg),
-    attach(server, log) {
-      const r = new TlsReloader(cfg, server as SecureContextTarget, {
+    /** Starts reloading the files into `app`'s server, stopped when the app closes. */
+    attach(app) {
+      const log = app.log;
+      const r = new TlsReloader(cfg, app.server as SecureContextTarget, {
         reloaded: () => log.info({ certFile: cfg.certFile }, 'TLS certificate reloaded'),
         // Once per distinct failure: the files are checked every reloadMs until they load.
         failed: (err) => {
@@ -122,6 +131,7 @@ export function serveTls(cfg: ServerTlsFiles): { https: TlsMaterial; attach(serv
         },
       });
       r.start();
+      app.addHook('onClose', async () => r.stop());
       return r;
     },
   };

@@ -43,10 +43,7 @@ export async function buildNormalizer(opts: NormalizerOptions): Promise<Normaliz
     ...protocolErrorOptions,
     ...(tls ? { https: tls.https } : {}),
   });
-  if (tls) {
-    const reloader = tls.attach(app.server, app.log);
-    app.addHook('onClose', async () => reloader.stop());
-  }
+  tls?.attach(app);
   const metrics = createServiceMetrics('normalizer', { defaultMetrics: opts.logger !== false });
   const budget = new FairBudget({ maxBytes: cfg.inflightBytes, maxEntries: cfg.inflightEntries });
   const sink: WriteHop & { close?: () => Promise<void> } =

@@ -49,10 +49,7 @@ export async function buildSinkWriter(opts: SinkWriterOptions): Promise<SinkWrit
     ...protocolErrorOptions,
     ...(tls ? { https: tls.https } : {}),
   });
-  if (tls) {
-    const reloader = tls.attach(app.server, app.log);
-    app.addHook('onClose', async () => reloader.stop());
-  }
+  tls?.attach(app);
   const metrics = createServiceMetrics('sink-writer', { defaultMetrics: opts.logger !== false });
   const tornTails = new Counter({ name: 'ingest_log_torn_tail_total', help: 'Torn or corrupt log tails cut back at start', registers: [metrics.registry] });
   const loaded = new Counter({ name: 'ingest_loader_rows_total', help: 'Rows inserted into ClickHouse by the loader', registers: [metrics.registry] });
