@@ -416,7 +416,6 @@ export function loadConfig(env: Env = process.env): IngestConfig {
   return cfg;
 }
 
-/** An IPv4/IPv6 address, or one with a /prefix in range for its family. */
 /** <PREFIX>_TLS_CERT and <PREFIX>_TLS_KEY: both or neither. */
 function serverTls(r: EnvReader, prefix: string, reloadMs: number): ServerTlsConfig | undefined {
   const certVar = `${prefix}_TLS_CERT`;
@@ -436,6 +435,7 @@ function readable(file: string): boolean {
   }
 }
 
+/** An IPv4/IPv6 address, or one with a /prefix in range for its family. */
 export function isIpOrCidr(s: string): boolean {
   const slash = s.indexOf('/');
   if (slash < 0) return isIP(s) !== 0;
