@@ -7,6 +7,7 @@
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { positiveArg } from './bench/args.ts';
 import { Pool } from 'undici';
 import { waitLoaded } from '@ingest/testkit';
 import { closedLoop, openLoop, type PhaseResult } from './bench/load.ts';
@@ -46,20 +47,11 @@ if (values.help) {
   process.exit(0);
 }
 
-function num(v: string | undefined, fallback: number, what: string): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) {
-    console.error(`bench: ${what} must be a positive number, got "${v}"`);
-    process.exit(2);
-  }
-  return n;
-}
 const settings = {
-  rounds: Math.round(num(values.rounds, values.quick ? 1 : 3, '--rounds')),
-  seconds: num(values.seconds, values.quick ? 4 : 15, '--seconds'),
-  latencySeconds: num(values['latency-seconds'], values.quick ? 2 : 8, '--latency-seconds'),
-  warmupSeconds: num(values['warmup-seconds'], values.quick ? 1 : 2, '--warmup-seconds'),
+  rounds: positiveArg('bench', 'rounds', values.rounds, values.quick ? 1 : 3, { integer: true }),
+  seconds: positiveArg('bench', 'seconds', values.seconds, values.quick ? 4 : 15),
+  latencySeconds: positiveArg('bench', 'latency-seconds', values['latency-seconds'], values.quick ? 2 : 8),
+  warmupSeconds: positiveArg('bench', 'warmup-seconds', values['warmup-seconds'], values.quick ? 1 : 2),
 };
 const systems = (values.systems?.split(',').map((s) => s.trim()) ?? [...SYSTEMS]) as SystemName[];
 for (const s of systems) {

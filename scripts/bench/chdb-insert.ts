@@ -6,12 +6,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import type { NormalizedEntry } from '@ingest/contracts';
 import { TelemetryStore, encodeRow, positionTail, positionedBody } from '@ingest/storage';
+import { positiveArg } from './args.ts';
 
 const ROWS = 20_000;
-const roundsArg = process.argv.indexOf('--rounds');
-const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 6;
+const { values } = parseArgs({ options: { rounds: { type: 'string' } } });
+const ROUNDS = positiveArg('chdb-insert', 'rounds', values.rounds, 6, { integer: true });
 
 const dir = await mkdtemp(path.join(tmpdir(), 'chdb-insert-'));
 const store = await TelemetryStore.open({ chdbPath: path.join(dir, 'chdb') });

@@ -12,15 +12,16 @@ import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { waitLoaded } from '@ingest/testkit';
 import { openLoop } from './load.ts';
+import { positiveArg } from './args.ts';
 import { descendants, parseStatusKb, readProcTable } from './proc.ts';
 import { startSystem } from './systems.ts';
 import { RequestBodies, WORKLOAD } from './workload.ts';
 
 const { values } = parseArgs({
   options: {
-    minutes: { type: 'string', default: '10' },
-    'warmup-minutes': { type: 'string', default: '1' },
-    rate: { type: 'string', default: '4000' },
+    minutes: { type: 'string' },
+    'warmup-minutes': { type: 'string' },
+    rate: { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -29,12 +30,9 @@ if (values.help) {
   console.log('pnpm bench:soak [--minutes 10] [--warmup-minutes 1] [--rate <entries/s> 4000] [--json]: resident memory of the embedded default under a steady rate');
   process.exit(0);
 }
-const minutes = Number(values.minutes);
-const warmupMinutes = Number(values['warmup-minutes']);
-const rate = Number(values.rate);
-for (const [k, v] of [['minutes', minutes], ['warmup-minutes', warmupMinutes], ['rate', rate]] as const) {
-  if (!(v > 0)) throw new Error(`--${k} must be a positive number`);
-}
+const minutes = positiveArg('bench:soak', 'minutes', values.minutes, 10);
+const warmupMinutes = positiveArg('bench:soak', 'warmup-minutes', values['warmup-minutes'], 1);
+const rate = positiveArg('bench:soak', 'rate', values.rate, 4000);
 if (warmupMinutes >= minutes) throw new Error('--warmup-minutes must be less than --minutes');
 
 /** Resident memory of the whole tree (every process the product runs), in bytes. */

@@ -14,29 +14,32 @@
  * same round; the stages alternate within each round; medians.
  */
 import { cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
 import { decodeUtf8, parseEntries } from '../../services/edge/src/body/read-body.ts';
 import { normalizeEntry } from '../../services/normalizer/src/rules/index.ts';
 import { encodeBatch } from '../../services/sink-writer/src/loader/clickhouse-loader.ts';
 import { decodeBody, encodeRecord, MAX_RECORD_BYTES, prepareMessage, type PreparedMessage } from '../../packages/log/src/embedded/format.ts';
 import { positionedBody } from '@ingest/storage';
 import type { MessageBatch } from '@ingest/log';
+import { positiveArg } from './args.ts';
 import { median } from './stats.ts';
 import { RequestBodies } from './workload.ts';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i > 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, got ${process.argv[i + 1]}`);
-  return v;
-}
-
-if (process.argv.includes('--help') || process.argv.includes('-h')) {
-  console.log('pnpm bench:stages [--rounds N] [--requests N] [--json]: CPU µs per entry of each pipeline stage on the bench workload');
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string' },
+    requests: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (values.help) {
+  console.log('pnpm bench:stages [--rounds 15] [--requests 32] [--json]: CPU µs per entry of each pipeline stage on the bench workload');
   process.exit(0);
 }
-const ROUNDS = arg('rounds', 15);
-const REQUESTS = arg('requests', 32);
-const JSON_OUT = process.argv.includes('--json');
+const ROUNDS = positiveArg('bench:stages', 'rounds', values.rounds, 15, { integer: true });
+const REQUESTS = positiveArg('bench:stages', 'requests', values.requests, 32, { integer: true });
+const JSON_OUT = values.json;
 
 // The edge's defaults; none of them binds on this workload.
 const LIMITS = { maxBytes: 8 * 1024 * 1024, maxEntries: 10_000, maxDepth: 32 };

@@ -12,24 +12,21 @@
  */
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { build } from 'esbuild';
 import { Piscina } from 'piscina';
 import { decodeUtf8, parseEntries } from '../../services/edge/src/body/read-body.ts';
 import { normalizeEntry } from '../../services/normalizer/src/rules/index.ts';
+import { positiveArg } from './args.ts';
 import { median } from './stats.ts';
 import { RequestBodies, WORKLOAD } from './workload.ts';
 import type { ParseResult, ParseTask } from './worker-pool-task.ts';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i > 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
-  return v;
-}
-const ROUNDS = arg('rounds', 5);
-const REQUESTS = arg('requests', 100);
-const INFLIGHT = arg('inflight', WORKLOAD.connections);
+const { values } = parseArgs({ options: { rounds: { type: 'string' }, requests: { type: 'string' }, inflight: { type: 'string' } } });
+const ROUNDS = positiveArg('worker-pool', 'rounds', values.rounds, 5, { integer: true });
+const REQUESTS = positiveArg('worker-pool', 'requests', values.requests, 100, { integer: true });
+const INFLIGHT = positiveArg('worker-pool', 'inflight', values.inflight, WORKLOAD.connections, { integer: true });
 
 // The edge's defaults; none of them binds on this workload.
 const LIMITS = { maxBytes: 8 * 1024 * 1024, maxEntries: 10_000, maxDepth: 32 };
