@@ -55,10 +55,9 @@ describe('ClickHouse server version check against a real 18.16 server', () => {
 
   afterAll(async () => {
     if (server && server.exitCode === null) {
-      const exited = new Promise((r) => server.once('exit', r));
       server.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
-      if (server.exitCode === null) server.kill('SIGKILL');
+      const exited = () => server.exitCode !== null || server.signalCode !== null;
+      await waitUntil('the stand-in server to exit', exited, 10_000).catch(() => server.kill('SIGKILL'));
     }
     if (dir) await rm(dir, { recursive: true, force: true });
   });

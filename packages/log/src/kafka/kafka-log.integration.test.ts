@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startKafka, type KafkaHandle } from '@ingest/testkit';
+import { waitUntil } from '@ingest/testkit/wait';
 import { LogUnavailableError, type DurableLog, type LogMessage, type MessageBatch } from '../types.ts';
 import { createKafkaLog } from './kafka-log.ts';
 
@@ -15,15 +16,6 @@ function messages(from: number, count: number): LogMessage[] {
     const key = TENANTS[seq % TENANTS.length] ?? 'none';
     return { key, value: Buffer.from(JSON.stringify({ seq, key })), headers: { traceparent: `t-${seq}` } };
   });
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 function seqOf(value: Buffer): number {
@@ -108,7 +100,7 @@ describe('kafka DurableLog (real broker)', () => {
       batches.push(batch);
       await Promise.resolve();
     });
-    await waitFor('42 messages', () => batches.reduce((n, b) => n + b.messages.length, 0) >= 42);
+    await waitUntil('42 messages', () => batches.reduce((n, b) => n + b.messages.length, 0) >= 42);
     await consumer.close();
     await consumer.close();
     await running;
@@ -169,7 +161,7 @@ describe('kafka DurableLog (real broker)', () => {
         throw new Error('clickhouse is down (test)');
       }
     });
-    await waitFor('all messages handled', () => calls.filter((c) => !c.failed).reduce((n, c) => n + c.offsets.length, 0) >= 42);
+    await waitUntil('all messages handled', () => calls.filter((c) => !c.failed).reduce((n, c) => n + c.offsets.length, 0) >= 42);
     await consumer.close();
     await running;
 
@@ -190,11 +182,12 @@ describe('kafka DurableLog (real broker)', () => {
       got.push(...batch.messages.map((m) => seqOf(m.value)));
       await Promise.resolve();
     });
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // The topic is made only once the consumer has found it missing and is retrying.
+    await waitUntil('the consumer retrying for the missing topic', () => records.some((r) => r['msg'] === 'consumer not running; retrying' && r['topic'] === topic));
     await log.admin().ensureTopic(topic, 1);
     const producer = log.producer();
     await producer.send(topic, messages(0, 3));
-    await waitFor('messages on the late topic', () => got.length >= 3);
+    await waitUntil('messages on the late topic', () => got.length >= 3);
     expect(got).toEqual([0, 1, 2]);
     await consumer.close();
     await running;
@@ -242,6 +235,8 @@ describe('kafka DurableLog (real broker)', () => {
     const own = kafka.reused ? await startKafka({ port: ownPort }) : kafka;
     // Fail rather than skip: a silently skipped test proves nothing.
     expect(own.reused, `a broker this test does not own is listening on ${own.brokers.join(',')}; stop it (deploy/local/kafka.sh stop)`).toBe(false);
+    const timers = () => process.getActiveResourcesInfo().filter((t) => t === 'Timeout').length;
+    const timersBefore = timers();
     const doomedRecords: Array<Record<string, unknown>> = [];
     const doomed = createKafkaLog({
       brokers: own.brokers,
@@ -275,8 +270,9 @@ describe('kafka DurableLog (real broker)', () => {
       await doomed.close();
       if (own !== kafka) await own.stop();
     }
-    // Give stray kafkajs timers a moment to fire: any rejection they leave unhandled shows up here.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Stray kafkajs timers of the closed client fire or are cleared before the check: any rejection
+    // they leave unhandled shows up below. (Bounded; the check runs either way.)
+    await waitUntil('the closed client\'s timers to be gone', () => timers() <= timersBefore, 10_000).catch(() => undefined);
     expect(unhandled).toEqual([]);
     expect(doomedRecords.some((r) => r['component'] === 'log.kafka' && r['msg'] === 'send failed')).toBe(true);
     expect(doomedRecords.every((r) => typeof r['level'] === 'string' && typeof r['msg'] === 'string')).toBe(true);
